@@ -1,0 +1,63 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Heavy one-time builds (the Go control plane, torch + vLLM) are cached outside the repo,
+# keyed by version, under $(FMA_CACHE); they are rebuilt only when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FMA_CACHE ?= $(HOME)/.cache/fma
+export FMA_CACHE
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+OUT ?= out
+
+.PHONY: install demo test lint types imports unit property integration e2e soak crds clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## The main job: a simulation scenario and its report.
+demo: install
+	$(BIN)/fma sim run sim/scenarios/demo.yaml --out $(OUT)/demo
+	@echo "report: $(OUT)/demo/report.html"
+
+## Every check: lint, types, import rules, unit, property, integration, e2e.
+test: lint types imports unit property integration e2e
+
+lint: install
+	$(BIN)/ruff check fma tests bench
+	$(BIN)/ruff format --check fma tests bench
+
+types: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+property: install
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests/property
+
+integration: install
+	$(BIN)/fma testcluster build
+	$(BIN)/pytest -q tests/integration
+
+e2e: install
+	$(BIN)/python -m fma.launcher.vllm_env ensure
+	$(BIN)/pytest -q tests/e2e
+
+## Nightly: the long Hypothesis profile.
+soak: install
+	HYPOTHESIS_PROFILE=nightly $(BIN)/pytest -q tests/property
+
+crds: install
+	$(BIN)/fma crds --out-dir crds
+
+clean:
+	rm -rf $(VENV) $(OUT) .mypy_cache .pytest_cache .ruff_cache .hypothesis
