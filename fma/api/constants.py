@@ -1,0 +1,86 @@
+"""Every wire name FMA shares with Kubernetes and its peers, in one place.
+
+Annotation, label and finalizer keys, ports, environment-variable names and the API group of
+the CRDs. The names are upstream's so that clusters, dashboards and admission
+policies written for upstream keep working.
+"""
+
+from typing import Final
+
+# --- API group of the three CRDs -------------------------------------------------------------
+GROUP: Final = "fma.llm-d.ai"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+_DP: Final = "dual-pods.llm-d.ai/"
+"""Prefix of every annotation, label and finalizer the dual-pods controller owns."""
+
+# --- On requester Pods -------------------------------------------------------
+ANN_SERVER_PATCH: Final = _DP + "server-patch"
+ANN_INFERENCE_SERVER_CONFIG: Final = _DP + "inference-server-config"
+ANN_ADMIN_PORT: Final = _DP + "admin-port"
+ANN_STATUS: Final = _DP + "status"
+ANN_ACCELERATORS: Final = _DP + "accelerators"
+LABEL_DUAL: Final = _DP + "dual"
+LABEL_INSTANCE: Final = _DP + "instance"
+FINALIZER_REQUESTER: Final = _DP + "requester"
+
+# --- On provider Pods, direct and launcher -----------------------------------
+ANN_REQUESTER: Final = _DP + "requester"
+"""`"<requesterUID> <requesterName>"`: the one authoritative binding record."""
+LABEL_SLEEPING: Final = _DP + "sleeping"
+ANN_NOMINAL: Final = _DP + "nominal"
+FINALIZER_PROVIDER: Final = _DP + "provider"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+COMPONENT_LAUNCHER: Final = "launcher"
+LABEL_LAUNCHER_CONFIG_NAME: Final = _DP + "launcher-config-name"
+LABEL_NODE_NAME: Final = _DP + "node-name"
+ANN_LAUNCHER_TEMPLATE_HASH: Final = _DP + "launcher-populator-template-hash"
+ANN_LAUNCHER_CONFIG_HASH: Final = _DP + "launcher-config-hash"
+ANN_INSTANCE_ID: Final = _DP + "instance-id"
+ANN_SERVER_PORT: Final = _DP + "server-port"
+ANN_VLLM_CONFIG: Final = _DP + "vllm-config"
+ANN_ISC_ROUTING_METADATA: Final = _DP + "isc-routing-metadata"
+ANN_VLLM_INSTANCE_SIGNATURE: Final = _DP + "vllm-instance-signature"
+LABEL_LAUNCHER_STUCK: Final = _DP + "launcher-stuck"
+
+RESERVED_KEY_PREFIXES: Final = (_DP, "kubernetes.io/", "k8s.io/")
+"""ISC routing labels and annotations may not use these prefixes."""
+
+# --- Kubernetes names FMA reads ----------------------------------------------------------------
+CONTAINER_INFERENCE_SERVER: Final = "inference-server"
+"""The one container of a requester, and the vLLM/launcher container of a provider."""
+RESOURCE_GPU: Final = "nvidia.com/gpu"
+LABEL_GPU_PRESENT: Final = "nvidia.com/gpu.present"
+LABEL_HOSTNAME: Final = "kubernetes.io/hostname"
+CONFIGMAP_GPU_MAP: Final = "gpu-map"
+"""ConfigMap whose data maps a node name to the JSON object `{gpu_uuid: index}`."""
+
+# --- Ports ---------------------------------------------------------------------------------------
+LAUNCHER_PORT: Final = 8001
+REQUESTER_PROBES_PORT: Final = 8080
+REQUESTER_SPI_PORT: Final = 8081
+CONTROLLER_METRICS_PORT: Final = 8002
+STUB_ENGINE_PORT: Final = 8000
+
+# --- Requester SPI paths ---------------------------------------------------------------------
+SPI_ACCELERATORS_PATH: Final = "/v1/dual-pods/accelerators"
+SPI_BECOME_READY_PATH: Final = "/v1/become-ready"
+SPI_BECOME_UNREADY_PATH: Final = "/v1/become-unready"
+
+# --- Environment variables -------------------------------------------------------------------
+ENV_PROBES_PORT: Final = "PROBES_PORT"
+ENV_SPI_PORT: Final = "SPI_PORT"
+ENV_CUDA_VISIBLE_DEVICES: Final = "CUDA_VISIBLE_DEVICES"
+ENV_NVIDIA_VISIBLE_DEVICES: Final = "NVIDIA_VISIBLE_DEVICES"
+ENV_NVIDIA_DRIVER_CAPABILITIES: Final = "NVIDIA_DRIVER_CAPABILITIES"
+ENV_VLLM_SERVER_DEV_MODE: Final = "VLLM_SERVER_DEV_MODE"
+ENV_NODE_NAME: Final = "NODE_NAME"
+ENV_NAMESPACE: Final = "NAMESPACE"
+
+LAUNCHER_CONTAINER_ENV: Final = {
+    ENV_NVIDIA_VISIBLE_DEVICES: "all",
+    ENV_NVIDIA_DRIVER_CAPABILITIES: "compute,utility",
+    ENV_VLLM_SERVER_DEV_MODE: "1",
+}
+"""Injected into (or overwriting) the launcher container's environment."""

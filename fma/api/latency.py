@@ -1,0 +1,54 @@
+"""Platform latencies: one model shared by the simulator, scenarios and the stub engine.
+
+Every default names its source (``reference/anchors.md`` sections of the project's design
+notes, summarised in ``docs/latency.md``). The stub engine's start, sleep and wake delays
+default to the same numbers, so a process test and a simulation agree on what "fast" means.
+"""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GIB = 1024**3
+GB = 1000**3
+
+
+class Latency(BaseModel):
+    """Latencies of the platform around the decisions, in seconds (or GB/s where named)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pod_start_s: float = Field(
+        5.0, ge=0, description="kubelet: scheduled Pod to running container (image cached)."
+    )
+    vllm_import_s: float = Field(
+        10.0, ge=0, description="Python import of vLLM, paid once per launcher (8-10 s measured)."
+    )
+    launcher_start_s: float = Field(
+        15.0, ge=0, description="Launcher Pod created to Ready, including pod start and import."
+    )
+    controller_reaction_s: float = Field(
+        0.05, ge=0, description="Event seen by the controller to its first write."
+    )
+    watch_delay_s: float = Field(
+        0.02, ge=0, description="Informer/watch delivery delay of one object change."
+    )
+    api_write_s: float = Field(0.01, ge=0, description="One Kubernetes API write round trip.")
+    scheduler_s: float = Field(0.05, ge=0, description="kube-scheduler placement of one Pod.")
+    sleep_overhead_s: float = Field(
+        0.3, ge=0, description="Fixed part of a level-1 sleep (allocator, bookkeeping)."
+    )
+    wake_overhead_s: float = Field(
+        0.2,
+        ge=0,
+        description="Fixed part of a wake (CUDA context survives; 0.1-0.8 s small models).",
+    )
+    readiness_probe_period_s: float = Field(
+        1.0, gt=0, description="Requester readiness-probe period after a relayed ready."
+    )
+
+
+DEFAULT_LATENCY = Latency()
+
+STUB_START_S_DEFAULT = 2.0
+"""Stub engine start-up delay: a small model's engine init (a real one is 14-40 s)."""
+STUB_SLEEP_S_DEFAULT = DEFAULT_LATENCY.sleep_overhead_s
+STUB_WAKE_S_DEFAULT = DEFAULT_LATENCY.wake_overhead_s

@@ -1,0 +1,146 @@
+"""Scenario file, version 1: the input of ``fma sim run``, ``compare`` and ``plan``.
+
+A scenario names a cluster, the models, the platform latencies, the launcher set-up, the policy,
+the demand, faults and the SLO. Every section but ``cluster``, ``models`` and ``demand`` has
+documented defaults (``docs/scenarios.md``). Durations are a number of seconds or a string with
+an ``s``/``m``/``h``/``d`` suffix. Unknown fields are errors, named with their path.
+"""
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from fma.api.latency import Latency
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_s(value: object) -> float:
+    """``90``, ``"90s"``, ``"1.5m"``, ``"2h"``, ``"1d"`` -> seconds. Raises ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '10m'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_S[match.group(2)]
+    raise ValueError(f"not a duration: {value!r} (use seconds, or a suffix s, m, h or d)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration_s)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodePool(_Section):
+    """A set of identical GPU nodes. Bandwidths are in GB/s (10^9 bytes per second)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    count: int = Field(ge=0)
+    gpus_per_node: int = Field(8, ge=1, le=64)
+    gpu_memory_gib: float = Field(80.0, gt=0)
+    host_memory_gib: float = Field(1024.0, gt=0)
+    h2d_gbps: float = Field(25.0, gt=0, description="Host-to-device copy (wake).")
+    d2h_gbps: float = Field(25.0, gt=0, description="Device-to-host copy (sleep).")
+    disk_gbps: float = Field(5.0, gt=0, description="Weights load on a cold start.")
+
+
+class Cluster(_Section):
+    node_pools: list[NodePool] = Field(min_length=1)
+
+
+class Model(_Section):
+    name: str = Field(min_length=1)
+    weights_gib: float = Field(gt=0)
+    gpus: int = Field(1, ge=1, le=64)
+    engine_init_s: float = Field(20.0, ge=0, description="Engine init beyond the weights load.")
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class Launchers(_Section):
+    """The LauncherConfig (``max_instances``) and population policy (``per_node``) of a run."""
+
+    max_instances: int = Field(4, ge=1)
+    per_node: int = Field(0, ge=0)
+
+
+class PolicySection(_Section):
+    actuation: Literal["fma", "direct-sleep", "cold"] = "fma"
+    eviction: Literal["lru", "oldest", "cost"] = "lru"
+    sleeping_gib_per_gpu_max: float | None = Field(None, ge=0)
+    ready_timeout: Duration = 600.0
+
+
+class Demand(_Section):
+    """Requests for one model over time; each replica holds its GPUs for ``hold``."""
+
+    model: str
+    pattern: Literal["poisson", "diurnal", "bursty", "steps", "trace"] = "poisson"
+    rate_per_h: float = Field(10.0, ge=0)
+    hold: Duration = 600.0
+    start: Duration = 0.0
+    file: str | None = None
+    peak_rate_per_h: float | None = Field(None, ge=0)
+    trough_rate_per_h: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _trace_needs_file(self) -> "Demand":
+        if self.pattern == "trace" and not self.file:
+            raise ValueError("pattern 'trace' needs 'file' (a CSV with columns t_s,replicas)")
+        return self
+
+
+class Fault(_Section):
+    kind: Literal[
+        "node_loss",
+        "node_cordon",
+        "launcher_crash",
+        "instance_crash",
+        "wake_failure",
+        "api_conflict",
+        "watch_delay",
+        "controller_restart",
+    ]
+    at: Duration | None = None
+    rate_per_h: float | None = Field(None, ge=0)
+    node: str | None = None
+
+
+class Slo(_Section):
+    p95_actuation_s: float | None = Field(None, gt=0)
+    hot_hit_rate: float | None = Field(None, ge=0, le=1)
+
+
+class Scenario(_Section):
+    """A whole scenario file (version 1)."""
+
+    version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    seed: int = 7
+    duration: Duration
+    cluster: Cluster
+    models: list[Model] = Field(min_length=1)
+    latency: Latency = Latency()
+    launchers: Launchers = Launchers()
+    policy: PolicySection = PolicySection()
+    demand: list[Demand] = Field(min_length=1)
+    faults: list[Fault] = Field(default_factory=list)
+    slo: Slo = Slo()
+
+    @model_validator(mode="after")
+    def _demand_names_known_models(self) -> "Scenario":
+        known = {m.name for m in self.models}
+        for i, d in enumerate(self.demand):
+            if d.model not in known:
+                raise ValueError(f"demand[{i}].model: unknown model {d.model!r}")
+        return self
+
+    def model(self, name: str) -> Model:
+        return next(m for m in self.models if m.name == name)
