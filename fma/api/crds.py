@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-
 INT32_MAX = 2**31 - 1
 
 Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX, json_schema_extra={"format": "int32"})]
@@ -81,7 +80,9 @@ class InferenceServerConfigSpec(_Wire):
 class InferenceServerConfig(_Wire):
     """An inference server to actuate through a launcher (short name isc)."""
 
-    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field("fma.llm-d.ai/v1alpha1", alias="apiVersion")
+    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field(
+        "fma.llm-d.ai/v1alpha1", alias="apiVersion"
+    )
     kind: Literal["InferenceServerConfig"] = "InferenceServerConfig"
     metadata: ObjectMeta
     spec: InferenceServerConfigSpec
@@ -120,7 +121,9 @@ class LauncherConfigSpec(_Wire):
 class LauncherConfig(_Wire):
     """How to run a launcher Pod (short name lcfg)."""
 
-    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field("fma.llm-d.ai/v1alpha1", alias="apiVersion")
+    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field(
+        "fma.llm-d.ai/v1alpha1", alias="apiVersion"
+    )
     kind: Literal["LauncherConfig"] = "LauncherConfig"
     metadata: ObjectMeta
     spec: LauncherConfigSpec
@@ -194,7 +197,9 @@ class LauncherPopulationPolicySpec(_Wire):
 class LauncherPopulationPolicy(_Wire):
     """How many launchers of which LauncherConfig each matching node keeps (short name lpp)."""
 
-    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field("fma.llm-d.ai/v1alpha1", alias="apiVersion")
+    api_version: Literal["fma.llm-d.ai/v1alpha1"] = Field(
+        "fma.llm-d.ai/v1alpha1", alias="apiVersion"
+    )
     kind: Literal["LauncherPopulationPolicy"] = "LauncherPopulationPolicy"
     metadata: ObjectMeta
     spec: LauncherPopulationPolicySpec

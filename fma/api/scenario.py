@@ -142,5 +142,19 @@ class Scenario(_Section):
                 raise ValueError(f"demand[{i}].model: unknown model {d.model!r}")
         return self
 
+    @model_validator(mode="after")
+    def _models_fit_some_pool(self) -> "Scenario":
+        for i, m in enumerate(self.models):
+            per_gpu = m.weights_gib / m.gpus
+            if not any(
+                p.gpus_per_node >= m.gpus and p.gpu_memory_gib >= per_gpu
+                for p in self.cluster.node_pools
+            ):
+                raise ValueError(
+                    f"models[{i}]: {m.name} needs {m.gpus} GPU(s) with {per_gpu:g} GiB each; "
+                    "no node pool has them"
+                )
+        return self
+
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)

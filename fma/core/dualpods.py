@@ -118,7 +118,7 @@ def _bound(
         return Plan((DeleteRequester(requester.uid, "its instance is gone"),))
     match instance.state:
         case InstanceState.SLEEPING:
-            return Plan((WakeInstance(provider.name, instance.instance_id),))
+            return _wake(provider, instance, snapshot, now_s=now_s, policy=policy)
         case InstanceState.STOPPED:
             return Plan((DeleteRequester(requester.uid, "its instance stopped"),))
         case InstanceState.STARTING:
@@ -128,6 +128,33 @@ def _bound(
                 return Plan()
             first = None if requester.actuated else (provider.path or ActuationPath.COLD)
             return Plan((RelayReadiness(requester.uid, True, actuation=first),))
+
+
+def _wake(
+    provider: Provider, instance: Instance, snapshot: NodeSnapshot, *, now_s: float, policy: Policy
+) -> Plan:
+    """Wake once the GPUs are free of other awake instances and the weights fit beside sleepers."""
+    others = [p for p in snapshot.providers if p.name != provider.name]
+    if any(_uses_gpus(p, instance.gpu_uuids, awake_only=True) for p in others if not p.deleting):
+        return Plan(
+            requeue_after_s=policy.retry_delay_s
+        )  # the previous tenant is still going to sleep
+    if snapshot.node is None:
+        return Plan()  # the node is going away; nothing should start on it
+    victims = victims_to_fit(
+        node=snapshot.node,
+        sleepers=[
+            s
+            for s in sleepers_on(snapshot.providers)
+            if s.instance.instance_id != instance.instance_id
+        ],
+        awake=[*_awake_instances(snapshot.providers), instance],
+        policy=policy,
+        now_s=now_s,
+    )
+    if victims:
+        return Plan(tuple(_evict(v, snapshot) for v in victims), requeue_after_s=0.0)
+    return Plan((WakeInstance(provider.name, instance.instance_id),))
 
 
 def _wait_for_start(

@@ -1,0 +1,252 @@
+"""The simulated platform: scheduler, kubelet, engines and their latencies, in SimPy.
+
+:class:`SimCluster` does what Kubernetes and vLLM would do, taking the time they would take:
+placing requester Pods on free GPUs, starting containers, loading weights from disk, and
+moving weights over PCIe on sleep and wake (bytes / bandwidth + overhead). It never decides
+anything FMA decides; those decisions come from :mod:`fma.core` through the executor.
+Every change ends with :meth:`SimCluster.touch`, which wakes the controller for that node.
+"""
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from fma.adapters.sim.state import SimInstance, SimNode, SimProvider, SimRequester, SimState
+from fma.adapters.sim.trace import Trace
+from fma.api.latency import Latency
+from fma.core.model import InstanceState
+
+SimProcess = Generator[simpy.Event, Any, None]
+
+
+class SimCluster:
+    """Platform behaviour over :class:`SimState`; ``on_change(node)`` notifies the controller."""
+
+    def __init__(self, env: simpy.Environment, state: SimState, trace: Trace, latency: Latency):
+        self.env = env
+        self.state = state
+        self.trace = trace
+        self.latency = latency
+        self.on_change: Callable[[str], None] = lambda node: None
+        self.on_requester_gone: Callable[[SimRequester], None] = lambda r: None
+        self.on_requester_ready: Callable[[SimRequester], None] = lambda r: None
+        self._pending: list[SimRequester] = []
+        self._seq = 0
+
+    def now_s(self) -> float:
+        return float(self.env.now)
+
+    def next_name(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}-{self._seq}"
+
+    def touch(self, node: str) -> None:
+        self.on_change(node)
+
+    # --- requesters: the kube-scheduler and the kubelet ------------------------------------
+
+    def submit(self, requester: SimRequester) -> None:
+        """A requester Pod is created; it waits until GPUs on a schedulable node are free."""
+        self.state.requesters[requester.uid] = requester
+        self.trace.record(
+            self.now_s(), "requester_created", requester=requester.uid, model=requester.model
+        )
+        self._pending.append(requester)
+        self.schedule_pending()
+
+    def schedule_pending(self) -> None:
+        """Place waiting requesters in arrival order (no backfilling past the head)."""
+        while self._pending:
+            head = self._pending[0]
+            if head.deleting:
+                self._pending.pop(0)
+                self._remove_requester(head)
+                continue
+            node = self._choose_node(head.gpus)
+            if node is None:
+                return
+            self._pending.pop(0)
+            self._place(head, node)
+
+    def _choose_node(self, gpus: int) -> SimNode | None:
+        """LeastAllocated-like: the schedulable node with the most free GPUs, then by name."""
+        best: SimNode | None = None
+        for node in self.state.nodes.values():
+            if not (node.schedulable and node.ready) or len(node.free_gpus()) < gpus:
+                continue
+            if best is None or len(node.free_gpus()) > len(best.free_gpus()):
+                best = node
+        return best
+
+    def _place(self, requester: SimRequester, node: SimNode) -> None:
+        # The device plugin hands out the lowest-index free GPUs.
+        gpus = tuple(node.free_gpus()[: requester.gpus])
+        for uuid in gpus:
+            node.gpu_holder[uuid] = requester.uid
+        requester.node = node.name
+        self.trace.record(
+            self.now_s(),
+            "requester_scheduled",
+            requester=requester.uid,
+            node=node.name,
+            gpus=list(gpus),
+        )
+        self.env.process(self._start_requester(requester, gpus))
+
+    def _start_requester(self, requester: SimRequester, gpus: tuple[str, ...]) -> SimProcess:
+        yield self.env.timeout(self.latency.scheduler_s + self.latency.pod_start_s)
+        if requester.uid not in self.state.requesters or requester.node is None:
+            return
+        requester.started_s = self.now_s()
+        requester.gpu_uuids = gpus
+        self.trace.record(self.now_s(), "requester_started", requester=requester.uid)
+        self.touch(requester.node)
+
+    def delete_requester(self, uid: str, reason: str) -> None:
+        """Mark for deletion; the requester finalizer holds it while a provider is bound."""
+        requester = self.state.requesters.get(uid)
+        if requester is None or requester.deleting:
+            return
+        requester.deleting = True
+        self.trace.record(self.now_s(), "requester_deleting", requester=uid, reason=reason)
+        bound = any(p.bound_requester_uid == uid for p in self.state.providers.values())
+        if requester.node is None:
+            self.schedule_pending()  # drops it from the queue
+        elif not bound:
+            self._remove_requester(requester)
+        else:
+            self.touch(requester.node)
+
+    def release_requester_if_deleting(self, uid: str | None) -> None:
+        requester = self.state.requesters.get(uid) if uid else None
+        if requester is not None and requester.deleting:
+            self._remove_requester(requester)
+
+    def _remove_requester(self, requester: SimRequester) -> None:
+        if self.state.requesters.pop(requester.uid, None) is None:
+            return
+        node = self.state.nodes.get(requester.node) if requester.node else None
+        if node is not None:
+            for uuid, holder in node.gpu_holder.items():
+                if holder == requester.uid:
+                    node.gpu_holder[uuid] = None
+        self.trace.record(self.now_s(), "requester_deleted", requester=requester.uid)
+        self.on_requester_gone(requester)
+        self.schedule_pending()
+
+    def set_ready(self, requester: SimRequester, ready: bool) -> None:
+        if requester.ready == ready:
+            return
+        requester.ready = ready
+        self.trace.record(self.now_s(), "ready" if ready else "unready", requester=requester.uid)
+        if ready:
+            requester.ready_s = self.now_s()
+            self.on_requester_ready(requester)
+
+    # --- providers and instances: the kubelet and the engines ------------------------------
+
+    def add_provider(self, provider: SimProvider) -> None:
+        self.state.providers[provider.name] = provider
+        self.trace.record(
+            self.now_s(),
+            "provider_created",
+            provider=provider.name,
+            node=provider.node,
+            provider_kind=provider.kind.value,
+        )
+
+    def start_instance(
+        self, provider: SimProvider, instance: SimInstance, *, pod_start: bool
+    ) -> None:
+        """Start an engine: (pod start) + weights from disk + engine init, then it serves."""
+        provider.instances[instance.instance_id] = instance
+        self._record_instance(provider, instance, "instance_starting")
+        node = self.state.nodes[provider.node]
+        load_s = instance.spec.weights_bytes / node.disk_bytes_per_s
+        delay = (
+            load_s + instance.spec.engine_init_s + (self.latency.pod_start_s if pod_start else 0.0)
+        )
+        self.env.process(
+            self._finish(provider, instance, delay, InstanceState.STARTING, InstanceState.AWAKE)
+        )
+
+    def sleep_instance(self, provider: SimProvider, instance: SimInstance) -> None:
+        if instance.busy or instance.state is not InstanceState.AWAKE:
+            return
+        node = self.state.nodes[provider.node]
+        delay = (
+            self.latency.sleep_overhead_s
+            + instance.as_instance().bytes_per_gpu / node.d2h_bytes_per_s
+        )
+        instance.busy = True
+        self.env.process(
+            self._finish(provider, instance, delay, InstanceState.AWAKE, InstanceState.SLEEPING)
+        )
+
+    def wake_instance(self, provider: SimProvider, instance: SimInstance) -> None:
+        if instance.busy or instance.state is not InstanceState.SLEEPING:
+            return
+        node = self.state.nodes[provider.node]
+        delay = (
+            self.latency.wake_overhead_s
+            + instance.as_instance().bytes_per_gpu / node.h2d_bytes_per_s
+        )
+        instance.busy = True
+        self._record_instance(provider, instance, "instance_waking")
+        self.env.process(
+            self._finish(provider, instance, delay, InstanceState.SLEEPING, InstanceState.AWAKE)
+        )
+
+    def _finish(
+        self,
+        provider: SimProvider,
+        instance: SimInstance,
+        delay_s: float,
+        expected: InstanceState,
+        result: InstanceState,
+    ) -> SimProcess:
+        yield self.env.timeout(delay_s)
+        instance.busy = False
+        if (
+            provider.instances.get(instance.instance_id) is not instance
+            or instance.state is not expected
+        ):
+            return  # deleted or crashed meanwhile
+        instance.state = result
+        instance.last_used_s = self.now_s()
+        self._record_instance(provider, instance, f"instance_{result.value}")
+        self.touch(provider.node)
+
+    def delete_instance(self, provider: SimProvider, instance_id: str, reason: str) -> None:
+        instance = provider.instances.pop(instance_id, None)
+        if instance is not None:
+            self._record_instance(provider, instance, "instance_deleted", reason=reason)
+
+    def delete_provider(self, provider: SimProvider, reason: str) -> None:
+        """Delete a Pod; the provider finalizer keeps a bound one until it is unbound."""
+        if provider.bound_requester_uid is not None:
+            if not provider.deleting:
+                provider.deleting = True
+                self.trace.record(
+                    self.now_s(), "provider_deleting", provider=provider.name, reason=reason
+                )
+            return
+        for instance_id in list(provider.instances):
+            self.delete_instance(provider, instance_id, reason)
+        self.state.providers.pop(provider.name, None)
+        self.trace.record(self.now_s(), "provider_deleted", provider=provider.name, reason=reason)
+
+    def _record_instance(
+        self, provider: SimProvider, instance: SimInstance, kind: str, **extra: Any
+    ) -> None:
+        self.trace.record(
+            self.now_s(),
+            kind,
+            provider=provider.name,
+            instance=instance.instance_id,
+            node=provider.node,
+            gpus=list(instance.gpu_uuids),
+            bytes=instance.spec.weights_bytes,
+            **extra,
+        )

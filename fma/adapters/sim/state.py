@@ -1,0 +1,142 @@
+"""The simulated cluster's mutable state, and its read-only view as core snapshots.
+
+The simulator owns these objects and changes them when actions complete; decisions only ever
+see the frozen :class:`~fma.core.model.NodeSnapshot` built by :meth:`SimState.snapshot`.
+"""
+
+from dataclasses import dataclass, field
+
+from fma.core.model import (
+    ActuationPath,
+    Gpu,
+    Instance,
+    InstanceState,
+    Node,
+    NodeSnapshot,
+    Provider,
+    ProviderKind,
+    Requester,
+    ServerSpec,
+)
+
+
+@dataclass(slots=True)
+class SimNode:
+    name: str
+    pool: str
+    gpus: tuple[Gpu, ...]
+    host_memory_bytes: int
+    h2d_bytes_per_s: float
+    d2h_bytes_per_s: float
+    disk_bytes_per_s: float
+    schedulable: bool = True
+    ready: bool = True
+    gpu_holder: dict[str, str | None] = field(default_factory=dict)
+    """GPU UUID -> UID of the requester the scheduler gave it to (None: free)."""
+
+    def free_gpus(self) -> list[str]:
+        return [g.uuid for g in self.gpus if self.gpu_holder.get(g.uuid) is None]
+
+    def as_node(self) -> Node:
+        return Node(self.name, self.gpus, self.host_memory_bytes, self.schedulable, self.ready)
+
+
+@dataclass(slots=True)
+class SimRequester:
+    uid: str
+    name: str
+    model: str
+    spec: ServerSpec
+    created_s: float
+    demand_index: int
+    gpus: int = 1
+    node: str | None = None
+    gpu_uuids: tuple[str, ...] | None = None
+    started_s: float | None = None
+    deleting: bool = False
+    ready: bool = False
+    actuated: bool = False
+    ready_s: float | None = None
+    errors: tuple[str, ...] = ()
+
+    def as_requester(self) -> Requester:
+        return Requester(
+            self.uid,
+            self.name,
+            self.node,
+            self.gpu_uuids,
+            self.spec,
+            None,
+            self.started_s,
+            self.deleting,
+            self.ready,
+            self.actuated,
+        )
+
+
+@dataclass(slots=True)
+class SimInstance:
+    instance_id: str
+    spec: ServerSpec
+    gpu_uuids: tuple[str, ...]
+    state: InstanceState
+    created_s: float
+    last_used_s: float
+    busy: bool = False
+    """A sleep or wake is in progress; repeated requests are ignored until it ends."""
+
+    def as_instance(self) -> Instance:
+        return Instance(
+            self.instance_id,
+            self.spec,
+            self.gpu_uuids,
+            self.state,
+            self.created_s,
+            self.last_used_s,
+        )
+
+
+@dataclass(slots=True)
+class SimProvider:
+    name: str
+    node: str
+    kind: ProviderKind
+    created_s: float
+    instances: dict[str, SimInstance] = field(default_factory=dict)
+    bound_requester_uid: str | None = None
+    bound_instance_id: str | None = None
+    path: ActuationPath | None = None
+    bound_s: float | None = None
+    deleting: bool = False
+
+    def as_provider(self) -> Provider:
+        return Provider(
+            self.name,
+            self.node,
+            self.kind,
+            self.created_s,
+            tuple(i.as_instance() for i in self.instances.values()),
+            self.bound_requester_uid,
+            self.bound_instance_id,
+            self.path,
+            self.bound_s,
+            True,
+            self.deleting,
+        )
+
+
+@dataclass(slots=True)
+class SimState:
+    nodes: dict[str, SimNode] = field(default_factory=dict)
+    requesters: dict[str, SimRequester] = field(default_factory=dict)
+    providers: dict[str, SimProvider] = field(default_factory=dict)
+
+    def snapshot(self, node_name: str) -> NodeSnapshot:
+        """What the controller's informers show of one node (pure read of the state)."""
+        node = self.nodes.get(node_name)
+        return NodeSnapshot(
+            node_name,
+            node.as_node() if node is not None and node.ready else None,
+            tuple(r.as_requester() for r in self.requesters.values() if r.node == node_name),
+            tuple(p.as_provider() for p in self.providers.values() if p.node == node_name),
+        )
