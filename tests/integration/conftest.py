@@ -1,0 +1,90 @@
+"""Session fixture: one real local control plane for all integration tests.
+
+The cluster starts once per session (building the binaries first if they are missing, so
+``pytest tests/integration`` alone works on a fresh machine) and is torn down at the end, with
+no process left behind. ``FMA_TESTCLUSTER_KEEP=1`` keeps its state directory (logs, etcd data)
+for a post-mortem; its path is printed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fma.testcluster import build, cluster
+from fma.testcluster.state import LocalCluster
+from fma.testcluster.wait import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_COUNT = 2
+GPUS_PER_NODE = 8
+GPU_MAP_NAMESPACE = "fma-system"
+
+
+@pytest.fixture(scope="session")
+def testcluster() -> Iterator[LocalCluster]:
+    """The running cluster: kubeconfig, bin_dir (kubectl, helm), api_client(), nodes, namespace."""
+    bin_dir = build.ensure_binaries(
+        report=lambda msg: print(f"[testcluster] {msg}", file=sys.stderr)
+    )
+    state_dir = Path(tempfile.mkdtemp(prefix="fma-testcluster-pytest-"))
+    c = cluster.up(
+        bin_dir,
+        state_dir=state_dir,
+        node_count=NODE_COUNT,
+        gpus_per_node=GPUS_PER_NODE,
+        namespace=GPU_MAP_NAMESPACE,
+    )
+    keep = os.environ.get("FMA_TESTCLUSTER_KEEP") == "1"
+    try:
+        yield c
+    finally:
+        cluster.down(c, remove_state=not keep)
+        if keep:
+            print(f"\n[testcluster] state kept in {state_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def api(testcluster: LocalCluster) -> Iterator[Any]:
+    """One admin ``kubernetes.client.ApiClient`` shared by the session."""
+    client = testcluster.api_client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def namespace(testcluster: LocalCluster, api: Any) -> Iterator[str]:
+    """A fresh namespace whose ``default`` ServiceAccount exists; deleted after the test."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api)
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+
+    def sa_exists() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    wait_until(sa_exists, timeout=30, what=f"ServiceAccount {name}/default")
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
