@@ -24,12 +24,18 @@ class CreateDirectProvider:
 
 @dataclass(frozen=True, slots=True)
 class CreateLauncher:
-    """Create a launcher Pod on ``node``; bound to ``requester_uid`` when demand made it."""
+    """Create a launcher Pod on ``node``.
+
+    When demand made it, it is created already bound to ``requester_uid`` for ``instance_id``
+    (binding at creation stops the population policy from counting it as surplus).
+    """
 
     node: str
     launcher_config: str
     template_hash: str
     requester_uid: str | None = None
+    instance_id: str | None = None
+    path: ActuationPath | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,19 +8,23 @@ Per requester the decision is a small state machine over what the snapshot shows
 
 - bound, provider being deleted          -> delete the requester (its owner makes a new one);
 - bound, requester being deleted or gone -> unbind: sleep the instance (or delete it);
-- bound, instance sleeping               -> wake it;
+- bound, instance missing (launcher)     -> create it, or delete the requester if it had served;
+- bound, instance sleeping               -> wake it once its GPUs are free;
 - bound, instance awake, not yet relayed -> relay readiness (the first relay is the actuation);
-- bound, instance stuck starting         -> abandon the provider after ``ready_timeout_s``;
-- unbound                                 -> hot (bind a sleeper with the same identity), else
-  make room in the sleeping-memory budget, else create a provider (cold).
+- bound, instance or launcher stuck      -> abandon the provider after ``ready_timeout_s``;
+- unbound                                -> place it: direct (:func:`_place_direct`) or through a
+  launcher (:func:`fma.core.launchers.place`).
+
+After the requesters, launcher housekeeping (:mod:`fma.core.launchers`) and the launcher
+population (:mod:`fma.core.population`) run on the providers nobody claimed in this plan.
 """
 
-from collections.abc import Sequence
-
+from fma.core import launchers, population
 from fma.core.actions import (
     Action,
     Bind,
     CreateDirectProvider,
+    CreateInstance,
     DeleteInstance,
     DeleteProvider,
     DeleteRequester,
@@ -31,7 +35,6 @@ from fma.core.actions import (
     Unbind,
     WakeInstance,
 )
-from fma.core.identity import instance_id
 from fma.core.model import (
     ActuationPath,
     Instance,
@@ -40,9 +43,12 @@ from fma.core.model import (
     Provider,
     ProviderKind,
     Requester,
+    ServerSpec,
 )
 from fma.core.policy import Actuation, Policy
+from fma.core.room import asleep, awake_instances, evict, room_for
 from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
+from fma.core.target import Target, target_of
 
 
 def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
@@ -52,18 +58,18 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     provider claimed by one requester is not offered to the next within the same plan.
     """
     plan = Plan()
+    claimed: set[str] = set()
     live_uids = {r.uid for r in snapshot.requesters}
     for provider in snapshot.providers:
-        if (
-            provider.bound_requester_uid is not None
-            and provider.bound_requester_uid not in live_uids
-        ):
+        if provider.bound and provider.bound_requester_uid not in live_uids:
             plan += _unbind(provider, snapshot, now_s=now_s, policy=policy)
-    claimed: set[str] = set()
+            claimed.add(provider.name)
     for requester in sorted(snapshot.requesters, key=lambda r: (r.started_s or 0.0, r.uid)):
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
         plan += step
+    plan += launchers.housekeeping(snapshot, claimed=claimed)
+    plan += population.plan_population(snapshot, claimed=claimed, policy=policy)
     return plan
 
 
@@ -86,13 +92,18 @@ def plan_requester(
     if not snapshot.node.schedulable:
         return Plan((DeleteRequester(requester.uid, "node is cordoned"),))
     problems = _gpu_problems(requester, snapshot)
+    target = target_of(requester, snapshot)
+    if isinstance(target, str):
+        problems = (*problems, target)
     if problems:
         return Plan((SetRequesterStatus(requester.uid, problems),))
-    if requester.spec is None:
-        return Plan(
-            (SetRequesterStatus(requester.uid, ("no server patch or InferenceServerConfig",)),)
-        )
-    return _place_direct(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
+    assert isinstance(target, Target)
+    if not _fits_alone(target.spec, requester.gpu_uuids, snapshot):
+        message = f"model {target.spec.model} does not fit its GPUs"
+        return Plan((SetRequesterStatus(requester.uid, (message,)),))
+    if target.isc_name is not None and policy.actuation is Actuation.FMA:
+        return launchers.place(requester, target, snapshot, claimed=claimed)
+    return _place_direct(requester, target, snapshot, now_s=now_s, policy=policy, claimed=claimed)
 
 
 # --- bound requesters --------------------------------------------------------------------------
@@ -113,16 +124,21 @@ def _bound(
         return Plan((DeleteRequester(requester.uid, "its provider is being deleted"),))
     if requester.deleting:
         return _unbind(provider, snapshot, now_s=now_s, policy=policy)
+    if not provider.ready:
+        return _wait_for_ready(provider, now_s=now_s, policy=policy)
     instance = provider.instance(provider.bound_instance_id)
     if instance is None:
-        return Plan((DeleteRequester(requester.uid, "its instance is gone"),))
+        return _missing_instance(requester, provider, snapshot, now_s=now_s, policy=policy)
     match instance.state:
         case InstanceState.SLEEPING:
-            return _wake(provider, instance, snapshot, now_s=now_s, policy=policy)
+            room = room_for(
+                instance, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy
+            )
+            return room or Plan((WakeInstance(provider.name, instance.instance_id),))
         case InstanceState.STOPPED:
             return Plan((DeleteRequester(requester.uid, "its instance stopped"),))
         case InstanceState.STARTING:
-            return _wait_for_start(requester, provider, now_s=now_s, policy=policy)
+            return _wait_for_ready(provider, now_s=now_s, policy=policy)
         case InstanceState.AWAKE:
             if requester.ready:
                 return Plan()
@@ -130,42 +146,56 @@ def _bound(
             return Plan((RelayReadiness(requester.uid, True, actuation=first),))
 
 
-def _wake(
-    provider: Provider, instance: Instance, snapshot: NodeSnapshot, *, now_s: float, policy: Policy
+def _missing_instance(
+    requester: Requester,
+    provider: Provider,
+    snapshot: NodeSnapshot,
+    *,
+    now_s: float,
+    policy: Policy,
 ) -> Plan:
-    """Wake once the GPUs are free of other awake instances and the weights fit beside sleepers."""
-    others = [p for p in snapshot.providers if p.name != provider.name]
-    if any(_uses_gpus(p, instance.gpu_uuids, awake_only=True) for p in others if not p.deleting):
-        return Plan(
-            requeue_after_s=policy.retry_delay_s
-        )  # the previous tenant is still going to sleep
-    if snapshot.node is None:
-        return Plan()  # the node is going away; nothing should start on it
-    victims = victims_to_fit(
-        node=snapshot.node,
-        sleepers=[
-            s
-            for s in sleepers_on(snapshot.providers)
-            if s.instance.instance_id != instance.instance_id
-        ],
-        awake=[*_awake_instances(snapshot.providers), instance],
-        policy=policy,
-        now_s=now_s,
+    """A bound launcher without the instance: create it, unless it vanished after serving."""
+    if requester.actuated or provider.kind is ProviderKind.DIRECT:
+        return Plan((DeleteRequester(requester.uid, "its instance is gone"),))
+    target = target_of(requester, snapshot)
+    if isinstance(target, str):
+        return Plan((SetRequesterStatus(requester.uid, (target,)),))
+    assert requester.gpu_uuids is not None
+    newcomer = Instance(
+        target.instance_id,
+        target.spec,
+        requester.gpu_uuids,
+        InstanceState.STARTING,
+        now_s,
+        now_s,
+        target.isc_name,
     )
-    if victims:
-        return Plan(tuple(_evict(v, snapshot) for v in victims), requeue_after_s=0.0)
-    return Plan((WakeInstance(provider.name, instance.instance_id),))
+    room = room_for(newcomer, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy)
+    if room is not None:
+        return room
+    create = CreateInstance(
+        provider.name, target.instance_id, target.spec, requester.gpu_uuids, target.isc_name
+    )
+    return Plan((create,))
 
 
-def _wait_for_start(
-    requester: Requester, provider: Provider, *, now_s: float, policy: Policy
-) -> Plan:
-    """Wait for a starting instance, but not forever: abandon it after the ready timeout."""
+def _wait_for_ready(provider: Provider, *, now_s: float, policy: Policy) -> Plan:
+    """Wait for a starting launcher or instance, but not forever: abandon it after the timeout.
+
+    An abandoned launcher is only unbound (it may still become useful); an abandoned direct
+    provider is deleted. Either way the requester is placed again on the next pass.
+    """
     waited_s = now_s - (provider.bound_s if provider.bound_s is not None else provider.created_s)
     if waited_s < policy.ready_timeout_s:
         return Plan(requeue_after_s=policy.ready_timeout_s - waited_s)
     reason = f"not ready within {policy.ready_timeout_s:g} s"
-    return Plan((Unbind(provider.name), DeleteProvider(provider.name, reason)), requeue_after_s=0.0)
+    instance = provider.instance(provider.bound_instance_id)
+    actions: list[Action] = [Unbind(provider.name)]
+    if provider.kind is ProviderKind.DIRECT:
+        actions.append(DeleteProvider(provider.name, reason))
+    elif instance is not None:
+        actions.append(DeleteInstance(provider.name, instance.instance_id, reason))
+    return Plan(tuple(actions), requeue_after_s=0.0)
 
 
 # --- unbinding ---------------------------------------------------------------------------------
@@ -174,35 +204,51 @@ def _wait_for_start(
 def _unbind(provider: Provider, snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     """Release ``provider`` from a requester that is going: keep its instance asleep if it fits.
 
-    Under the cold policy, or when the instance is not awake, or when its sleep cannot fit the
-    sleeping-memory budget even after evictions, the provider is deleted instead.
+    The instance is deleted instead — and a direct provider with it — under the cold policy,
+    when it is not awake, when its config is obsolete (its ISC changed since binding), or when
+    its sleep cannot fit the sleeping-memory budget even after evictions. A launcher stays.
     """
     instance = provider.instance(provider.bound_instance_id)
-    awake = instance is not None and instance.state is InstanceState.AWAKE
-    if policy.actuation is Actuation.COLD or not awake or instance is None or snapshot.node is None:
+    keep = (
+        instance is not None
+        and instance.state is InstanceState.AWAKE
+        and policy.actuation is not Actuation.COLD
+        and snapshot.node is not None
+        and not launchers.obsolete(instance, snapshot)
+    )
+    if keep and instance is not None and snapshot.node is not None:
+        others = [s for s in sleepers_on(snapshot.providers) if s.provider != provider.name]
+        newcomer = Sleeper(provider.name, asleep(instance, now_s))
+        victims = victims_to_fit(
+            node=snapshot.node,
+            sleepers=[*others, newcomer],
+            awake=awake_instances(snapshot.providers, excluding=provider.name),
+            policy=policy,
+            now_s=now_s,
+        )
+        if victims is not None and newcomer not in victims:
+            evictions = [evict(v, snapshot) for v in victims]
+            return Plan(
+                (
+                    SleepInstance(provider.name, instance.instance_id),
+                    Unbind(provider.name),
+                    *evictions,
+                )
+            )
+    if provider.kind is ProviderKind.DIRECT:
         return Plan((Unbind(provider.name), DeleteProvider(provider.name, "unbound, not kept")))
-    others = [s for s in sleepers_on(snapshot.providers) if s.provider != provider.name]
-    newcomer = Sleeper(provider.name, _asleep(instance, now_s))
-    victims = victims_to_fit(
-        node=snapshot.node,
-        sleepers=[*others, newcomer],
-        awake=_awake_instances(snapshot.providers, excluding=provider.name),
-        policy=policy,
-        now_s=now_s,
-    )
-    if victims is None or newcomer in victims:
-        return Plan((Unbind(provider.name), DeleteProvider(provider.name, "no room to sleep")))
-    evictions = [_evict(v, snapshot) for v in victims]
-    return Plan(
-        (SleepInstance(provider.name, instance.instance_id), Unbind(provider.name), *evictions)
-    )
+    deletion: tuple[Action, ...] = ()
+    if instance is not None:
+        deletion = (DeleteInstance(provider.name, instance.instance_id, "unbound, not kept"),)
+    return Plan((*deletion, Unbind(provider.name)))
 
 
-# --- placing unbound requesters ----------------------------------------------------------------
+# --- placing unbound requesters on the direct path ----------------------------------------------
 
 
 def _place_direct(
     requester: Requester,
+    target: Target,
     snapshot: NodeSnapshot,
     *,
     now_s: float,
@@ -210,49 +256,30 @@ def _place_direct(
     claimed: frozenset[str] | set[str],
 ) -> Plan:
     """Hot if a sleeper with the requester's identity is on its GPUs; else make room; else cold."""
-    assert requester.spec is not None and requester.gpu_uuids is not None
-    assert snapshot.node is not None
-    target = instance_id(requester.spec, requester.gpu_uuids)
+    assert requester.gpu_uuids is not None
     if policy.actuation is not Actuation.COLD:
-        sleeper = _find_sleeper(snapshot.providers, target, claimed)
+        sleeper = _find_direct_sleeper(snapshot.providers, target.instance_id, claimed)
         if sleeper is not None:
-            return Plan((Bind(sleeper.name, requester.uid, target, ActuationPath.HOT),))
-    busy = [
-        p.name
-        for p in snapshot.providers
-        if not p.bound and not p.deleting and _uses_gpus(p, requester.gpu_uuids, awake_only=True)
-    ]
-    if busy:
-        return Plan(requeue_after_s=policy.retry_delay_s)  # an unbind is still putting it to sleep
+            return Plan((Bind(sleeper.name, requester.uid, target.instance_id, ActuationPath.HOT),))
     newcomer = Instance(
-        target, requester.spec, requester.gpu_uuids, InstanceState.STARTING, now_s, now_s
+        target.instance_id, target.spec, requester.gpu_uuids, InstanceState.STARTING, now_s, now_s
     )
-    victims = victims_to_fit(
-        node=snapshot.node,
-        sleepers=[s for s in sleepers_on(snapshot.providers) if s.provider not in claimed],
-        awake=[*_awake_instances(snapshot.providers), newcomer],
-        policy=policy,
-        now_s=now_s,
-    )
-    if victims is None:
-        message = f"model {requester.spec.model} does not fit its GPUs"
-        return Plan((SetRequesterStatus(requester.uid, (message,)),))
-    if victims:
-        # Evict first, create on a later pass: the freed memory must be seen before it is used.
-        return Plan(tuple(_evict(v, snapshot) for v in victims), requeue_after_s=0.0)
+    room = room_for(newcomer, snapshot, owner="", claimed=claimed, now_s=now_s, policy=policy)
+    if room is not None:
+        return room
     create = CreateDirectProvider(
         requester.uid,
         snapshot.node_name,
         requester.gpu_uuids,
-        requester.spec,
-        target,
+        target.spec,
+        target.instance_id,
         ActuationPath.COLD,
     )
     return Plan((create,))
 
 
-def _find_sleeper(
-    providers: Sequence[Provider], target: str, claimed: frozenset[str] | set[str]
+def _find_direct_sleeper(
+    providers: tuple[Provider, ...], target: str, claimed: frozenset[str] | set[str]
 ) -> Provider | None:
     for p in providers:
         if p.bound or p.deleting or p.name in claimed or p.kind is not ProviderKind.DIRECT:
@@ -277,44 +304,17 @@ def _gpu_problems(requester: Requester, snapshot: NodeSnapshot) -> tuple[str, ..
     )
 
 
-def _uses_gpus(provider: Provider, gpu_uuids: Sequence[str], *, awake_only: bool) -> bool:
-    return any(
-        set(i.gpu_uuids) & set(gpu_uuids)
-        for i in provider.instances
-        if not awake_only or i.state in (InstanceState.AWAKE, InstanceState.STARTING)
-    )
+def _fits_alone(spec: ServerSpec, gpu_uuids: tuple[str, ...], snapshot: NodeSnapshot) -> bool:
+    """Whether the instance's share of weights fits each of its GPUs with nothing else there."""
+    assert snapshot.node is not None
+    share = spec.weights_bytes // max(1, len(gpu_uuids))
+    gpus = [snapshot.node.gpu(u) for u in gpu_uuids]
+    return all(g is not None and share <= g.memory_bytes for g in gpus)
 
 
-def _awake_instances(providers: Sequence[Provider], excluding: str = "") -> list[Instance]:
-    return [
-        i
-        for p in providers
-        if p.name != excluding and not p.deleting
-        for i in p.instances
-        if i.state in (InstanceState.AWAKE, InstanceState.STARTING)
-    ]
-
-
-def _asleep(instance: Instance, now_s: float) -> Instance:
-    return Instance(
-        instance.instance_id,
-        instance.spec,
-        instance.gpu_uuids,
-        InstanceState.SLEEPING,
-        instance.created_s,
-        now_s,
-        instance.isc_name,
-    )
-
-
-def _evict(victim: Sleeper, snapshot: NodeSnapshot) -> Action:
-    provider = next(p for p in snapshot.providers if p.name == victim.provider)
-    if provider.kind is ProviderKind.DIRECT:
-        return DeleteProvider(provider.name, "evicted to fit the sleeping-memory budget")
-    return DeleteInstance(
-        provider.name, victim.instance.instance_id, "evicted to fit the sleeping-memory budget"
-    )
-
-
-def _providers_touched(actions: Sequence[Action]) -> set[str]:
-    return {a.provider for a in actions if isinstance(a, Bind | DeleteProvider | DeleteInstance)}
+def _providers_touched(actions: tuple[Action, ...]) -> set[str]:
+    return {
+        a.provider
+        for a in actions
+        if isinstance(a, Bind | DeleteProvider | DeleteInstance | CreateInstance)
+    }

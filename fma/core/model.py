@@ -166,9 +166,12 @@ class IscSpec:
 
 @dataclass(frozen=True, slots=True)
 class LauncherConfigSpec:
+    """A LauncherConfig as the decisions see it; ``valid`` is False when its template is bad."""
+
     name: str
     max_instances: int
     template_hash: str
+    valid: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,8 @@ class NodeSnapshot:
     providers: tuple[Provider, ...] = ()
     iscs: Mapping[str, IscSpec] = field(default_factory=dict)
     launcher_configs: Mapping[str, LauncherConfigSpec] = field(default_factory=dict)
+    launcher_policy: Mapping[str, int] = field(default_factory=dict)
+    """LauncherConfig name -> launchers the population policies want on this node."""
 
     def provider_bound_to(self, requester_uid: str) -> Provider | None:
         return next((p for p in self.providers if p.bound_requester_uid == requester_uid), None)

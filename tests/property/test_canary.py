@@ -5,7 +5,7 @@ import pytest
 from fma.adapters.sim.runner import run_scenario
 from fma.api.scenario import Scenario
 from fma.bench.invariants import check_all
-from fma.core import dualpods
+from fma.core import room
 
 SLOW_SLEEP = Scenario.model_validate(
     {
@@ -17,6 +17,7 @@ SLOW_SLEEP = Scenario.model_validate(
             ]
         },
         "models": [{"name": "a", "weights_gib": 30}, {"name": "b", "weights_gib": 30}],
+        "policy": {"actuation": "direct-sleep"},
         "demand": [
             {"model": "a", "rate_per_h": 30, "hold": 60},
             {"model": "b", "rate_per_h": 30, "hold": 60},
@@ -33,7 +34,7 @@ def test_core_that_ignores_a_still_awake_instance_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Broken: placement no longer waits for the previous instance to finish going to sleep."""
-    monkeypatch.setattr(dualpods, "_uses_gpus", lambda *args, **kwargs: False)
+    monkeypatch.setattr(room, "uses_gpus", lambda *args, **kwargs: False)
     violations = check_all(run_scenario(SLOW_SLEEP).trace.events)
     assert {v["invariant"] for v in violations} == {"gpu_exclusive_awake"}
 

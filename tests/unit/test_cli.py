@@ -38,7 +38,10 @@ def test_sim_run_prints_the_summary_and_writes_the_files(tmp_path: Path) -> None
     ):
         assert key in summary
     assert summary["seed"] == 3
-    assert summary["actuations"]["hot"] > 0 and summary["actuations"]["cold"] > 0
+    actuations = summary["actuations"]
+    paths = ("hot", "warm", "cold_launcher", "cold")
+    assert actuations["total"] == sum(actuations[p] for p in paths)
+    assert actuations["hot"] > 0 and actuations["cold_launcher"] > 0
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     assert len(lines) == summary["events"]

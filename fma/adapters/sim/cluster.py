@@ -156,17 +156,36 @@ class SimCluster:
             provider_kind=provider.kind.value,
         )
 
+    def start_launcher(self, provider: SimProvider) -> None:
+        """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
+        provider.ready = False
+        self.add_provider(provider)
+        self.env.process(self._launcher_ready(provider))
+
+    def _launcher_ready(self, provider: SimProvider) -> SimProcess:
+        yield self.env.timeout(self.latency.launcher_start_s)
+        if self.state.providers.get(provider.name) is not provider:
+            return
+        provider.ready = True
+        self.trace.record(
+            self.now_s(), "launcher_ready", provider=provider.name, node=provider.node
+        )
+        self.touch(provider.node)
+
     def start_instance(
         self, provider: SimProvider, instance: SimInstance, *, pod_start: bool
     ) -> None:
-        """Start an engine: (pod start) + weights from disk + engine init, then it serves."""
+        """Start an engine: weights from disk + engine init, then it serves.
+
+        A direct provider (``pod_start``) first pays the Pod start and the vLLM import; an
+        instance in a launcher does not: the launcher imported vLLM once, when it started.
+        """
         provider.instances[instance.instance_id] = instance
         self._record_instance(provider, instance, "instance_starting")
         node = self.state.nodes[provider.node]
         load_s = instance.spec.weights_bytes / node.disk_bytes_per_s
-        delay = (
-            load_s + instance.spec.engine_init_s + (self.latency.pod_start_s if pod_start else 0.0)
-        )
+        process_s = self.latency.pod_start_s + self.latency.vllm_import_s if pod_start else 0.0
+        delay = load_s + instance.spec.engine_init_s + process_s
         self.env.process(
             self._finish(provider, instance, delay, InstanceState.STARTING, InstanceState.AWAKE)
         )

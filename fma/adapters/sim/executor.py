@@ -68,7 +68,7 @@ class SimExecutor:
             case SetRequesterStatus():
                 return self._set_status(action)
             case CreateLauncher():
-                return "launchers are not simulated yet"
+                return self._create_launcher(action)
             case _:
                 assert_never(action)
 
@@ -98,6 +98,20 @@ class SimExecutor:
             action.instance_id, action.spec, action.gpu_uuids, InstanceState.STARTING, now, now
         )
         c.start_instance(provider, instance, pod_start=True)
+        return None
+
+    def _create_launcher(self, action: CreateLauncher) -> str | None:
+        c, now = self.cluster, self.cluster.now_s()
+        launcher = SimProvider(c.next_name("launcher"), action.node, ProviderKind.LAUNCHER, now)
+        launcher.launcher_config = action.launcher_config
+        launcher.template_hash = action.template_hash
+        c.start_launcher(launcher)
+        if action.requester_uid is not None:
+            launcher.bound_requester_uid = action.requester_uid
+            launcher.bound_instance_id = action.instance_id
+            launcher.path = action.path
+            launcher.bound_s = now
+            self._record_bind(launcher)
         return None
 
     def _bind(self, action: Bind) -> str | None:
@@ -134,7 +148,13 @@ class SimExecutor:
             return f"launcher {action.provider} is gone"
         now = self.cluster.now_s()
         instance = SimInstance(
-            action.instance_id, action.spec, action.gpu_uuids, InstanceState.STARTING, now, now
+            action.instance_id,
+            action.spec,
+            action.gpu_uuids,
+            InstanceState.STARTING,
+            now,
+            now,
+            action.isc_name,
         )
         self.cluster.start_instance(provider, instance, pod_start=False)
         return None

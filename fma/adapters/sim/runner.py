@@ -18,7 +18,7 @@ from fma.adapters.sim.trace import Trace
 from fma.adapters.sim.workload import Workload
 from fma.api.latency import GB, GIB
 from fma.api.scenario import Scenario
-from fma.core.model import Gpu, ServerSpec
+from fma.core.model import Gpu, IscSpec, LauncherConfigSpec, ServerSpec
 from fma.core.policy import Actuation, Policy
 
 ProgressFn = Callable[[float, float], None]
@@ -68,6 +68,29 @@ def build_nodes(scenario: Scenario) -> dict[str, SimNode]:
     return nodes
 
 
+LAUNCHER_CONFIG = "default"
+TEMPLATE_HASH = "template-1"
+
+
+def install_launcher_configs(
+    scenario: Scenario, state: SimState, spec_for: Callable[[str], tuple[ServerSpec, int]]
+) -> bool:
+    """Under the ``fma`` policy, one ISC per model, one LauncherConfig and its population policy.
+
+    Returns whether requesters take the launcher path.
+    """
+    if Actuation(scenario.policy.actuation) is not Actuation.FMA:
+        return False
+    state.launcher_configs[LAUNCHER_CONFIG] = LauncherConfigSpec(
+        LAUNCHER_CONFIG, scenario.launchers.max_instances, TEMPLATE_HASH
+    )
+    for model in scenario.models:
+        state.iscs[model.name] = IscSpec(model.name, spec_for(model.name)[0], LAUNCHER_CONFIG)
+    if scenario.launchers.per_node > 0:
+        state.launcher_policy[LAUNCHER_CONFIG] = scenario.launchers.per_node
+    return True
+
+
 def run_scenario(
     scenario: Scenario,
     seed: int | None = None,
@@ -97,7 +120,13 @@ def run_scenario(
         )
         return spec, model.gpus
 
-    workload = Workload(cluster, scenario.duration, spec_for)
+    launcher_path = install_launcher_configs(scenario, state, spec_for)
+    workload = Workload(
+        cluster,
+        scenario.duration,
+        spec_for,
+        isc_for=(lambda model: model) if launcher_path else (lambda model: None),
+    )
     workload.start(scenario.demand, rng)
     end_s = scenario.duration + drain_s
     steps = 100 if progress is not None else 1

@@ -11,6 +11,8 @@ from fma.core.model import (
     Gpu,
     Instance,
     InstanceState,
+    IscSpec,
+    LauncherConfigSpec,
     Node,
     NodeSnapshot,
     Provider,
@@ -50,6 +52,8 @@ class SimRequester:
     created_s: float
     demand_index: int
     gpus: int = 1
+    isc_name: str | None = None
+    """Set on the launcher path: the InferenceServerConfig this requester names."""
     node: str | None = None
     gpu_uuids: tuple[str, ...] | None = None
     started_s: float | None = None
@@ -65,8 +69,8 @@ class SimRequester:
             self.name,
             self.node,
             self.gpu_uuids,
-            self.spec,
-            None,
+            None if self.isc_name else self.spec,
+            self.isc_name,
             self.started_s,
             self.deleting,
             self.ready,
@@ -82,6 +86,7 @@ class SimInstance:
     state: InstanceState
     created_s: float
     last_used_s: float
+    isc_name: str | None = None
     busy: bool = False
     """A sleep or wake is in progress; repeated requests are ignored until it ends."""
 
@@ -93,6 +98,7 @@ class SimInstance:
             self.state,
             self.created_s,
             self.last_used_s,
+            self.isc_name,
         )
 
 
@@ -108,6 +114,9 @@ class SimProvider:
     path: ActuationPath | None = None
     bound_s: float | None = None
     deleting: bool = False
+    ready: bool = True
+    launcher_config: str | None = None
+    template_hash: str | None = None
 
     def as_provider(self) -> Provider:
         return Provider(
@@ -120,8 +129,10 @@ class SimProvider:
             self.bound_instance_id,
             self.path,
             self.bound_s,
-            True,
+            self.ready,
             self.deleting,
+            self.launcher_config,
+            self.template_hash,
         )
 
 
@@ -130,6 +141,10 @@ class SimState:
     nodes: dict[str, SimNode] = field(default_factory=dict)
     requesters: dict[str, SimRequester] = field(default_factory=dict)
     providers: dict[str, SimProvider] = field(default_factory=dict)
+    iscs: dict[str, IscSpec] = field(default_factory=dict)
+    launcher_configs: dict[str, LauncherConfigSpec] = field(default_factory=dict)
+    launcher_policy: dict[str, int] = field(default_factory=dict)
+    """LauncherConfig name -> launchers wanted on every node (the population policy)."""
 
     def snapshot(self, node_name: str) -> NodeSnapshot:
         """What the controller's informers show of one node (pure read of the state)."""
@@ -139,4 +154,7 @@ class SimState:
             node.as_node() if node is not None and node.ready else None,
             tuple(r.as_requester() for r in self.requesters.values() if r.node == node_name),
             tuple(p.as_provider() for p in self.providers.values() if p.node == node_name),
+            self.iscs,
+            self.launcher_configs,
+            self.launcher_policy,
         )

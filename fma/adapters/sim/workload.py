@@ -49,10 +49,13 @@ class Workload:
         cluster: SimCluster,
         end_s: float,
         spec_for: Callable[[str], tuple[ServerSpec, int]],
+        isc_for: Callable[[str], str | None] = lambda model: None,
     ) -> None:
         self.cluster = cluster
         self.end_s = end_s
         self.spec_for = spec_for
+        self.isc_for = isc_for
+        """Model -> the InferenceServerConfig its requesters name (None: the direct path)."""
         self.replicas: dict[str, Replica] = {}
         """Requester UID -> the replica it currently embodies."""
         self._count = 0
@@ -87,6 +90,7 @@ class Workload:
             self.cluster.now_s(),
             replica.demand_index,
             gpus=replica.gpus,
+            isc_name=self.isc_for(replica.model),
         )
         self.cluster.submit(requester)
 

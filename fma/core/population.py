@@ -1,0 +1,143 @@
+"""Launcher population: how many launchers of each LauncherConfig a node keeps, and which go.
+
+Per (node, LauncherConfig) the desired number is ``max(policy count, bound launchers)``: the
+policy keeps launchers ready for warm starts, and demand-created launchers count while they
+serve. Unlike upstream:
+
+- cordoned and NotReady nodes get no new launchers;
+- surplus removal is ordered — launchers without sleepers first, then the fewest sleepers, then
+  the least recently used — and, by default, launchers holding sleepers are not surplus at all
+  (the sleeping-memory budget decides when sleepers go, not the head count);
+- nothing is created or deleted while the LauncherConfig is missing or malformed;
+- a launcher from a stale template is replaced only once it is unbound.
+
+:func:`policy_counts` evaluates LauncherPopulationPolicies against one node.
+"""
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from fma.core.actions import Action, CreateLauncher, DeleteProvider, Plan
+from fma.core.model import InstanceState, Node, NodeSnapshot, Provider, ProviderKind
+from fma.core.policy import Policy
+
+
+def plan_population(snapshot: NodeSnapshot, *, claimed: Collection[str], policy: Policy) -> Plan:
+    """Create or delete unbound launchers on this node to meet the desired counts.
+
+    Pure; no I/O. Launchers in ``claimed`` were bound or changed earlier in the same plan and
+    count as bound.
+    """
+    if snapshot.node is None:
+        return Plan()
+    actions: list[Action] = []
+    names = set(snapshot.launcher_policy) | {
+        p.launcher_config for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER
+    }
+    for lc_name in sorted(n for n in names if n is not None):
+        actions += _plan_one(snapshot, lc_name, claimed=claimed, policy=policy)
+    return Plan(tuple(actions))
+
+
+def _plan_one(
+    snapshot: NodeSnapshot, lc_name: str, *, claimed: Collection[str], policy: Policy
+) -> list[Action]:
+    lc = snapshot.launcher_configs.get(lc_name)
+    if lc is None or not lc.valid:
+        return []  # hands off: a missing or broken config must not cost anyone their launchers
+    assert snapshot.node is not None
+    launchers = [
+        p
+        for p in snapshot.providers
+        if p.kind is ProviderKind.LAUNCHER and p.launcher_config == lc_name and not p.deleting
+    ]
+    bound = [p for p in launchers if p.bound or p.name in claimed]
+    unbound = [p for p in launchers if p not in bound]
+    stale = [p for p in unbound if p.template_hash != lc.template_hash]
+    current = [p for p in unbound if p.template_hash == lc.template_hash]
+    desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound))
+    actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
+    have = len(bound) + len(current)
+    if have > desired:
+        removable = current
+        if policy.keep_launchers_with_sleepers:
+            removable = [p for p in current if _sleepers(p) == 0]
+        removable = sorted(removable, key=lambda p: (_sleepers(p), _last_use_s(p), p.name))
+        actions += [DeleteProvider(p.name, "surplus launcher") for p in removable[: have - desired]]
+    elif have < desired and snapshot.node.schedulable and snapshot.node.ready:
+        actions += [
+            CreateLauncher(snapshot.node_name, lc.name, lc.template_hash)
+            for _ in range(desired - have)
+        ]
+    return actions
+
+
+def _sleepers(launcher: Provider) -> int:
+    return sum(1 for i in launcher.instances if i.state is InstanceState.SLEEPING)
+
+
+def _last_use_s(launcher: Provider) -> float:
+    return max((i.last_used_s for i in launcher.instances), default=launcher.created_s)
+
+
+# --- LauncherPopulationPolicy evaluation -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorRequirement:
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationPolicy:
+    """A LauncherPopulationPolicy, parsed: which nodes, and how many launchers of which config.
+
+    ``allocatable`` maps a resource name to inclusive (min, max) bounds in base units; None is
+    unbounded. A node lacking a listed resource does not match.
+    """
+
+    name: str
+    match_labels: Mapping[str, str]
+    match_expressions: tuple[SelectorRequirement, ...]
+    allocatable: Mapping[str, tuple[float | None, float | None]]
+    counts: Mapping[str, int]
+
+
+def selects(policy: PopulationPolicy, node: Node, allocatable: Mapping[str, float]) -> bool:
+    """Whether the policy's enhanced node selector matches the node."""
+    labels = node.labels
+    if any(labels.get(k) != v for k, v in policy.match_labels.items()):
+        return False
+    for req in policy.match_expressions:
+        present = req.key in labels
+        ok = {
+            "In": present and labels.get(req.key) in req.values,
+            "NotIn": not present or labels.get(req.key) not in req.values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[req.operator]
+        if not ok:
+            return False
+    for resource, (low, high) in policy.allocatable.items():
+        amount = allocatable.get(resource)
+        if (
+            amount is None
+            or (low is not None and amount < low)
+            or (high is not None and amount > high)
+        ):
+            return False
+    return True
+
+
+def policy_counts(
+    policies: Sequence[PopulationPolicy], node: Node, allocatable: Mapping[str, float]
+) -> dict[str, int]:
+    """LauncherConfig name -> the largest count any selecting policy asks for on this node."""
+    counts: dict[str, int] = {}
+    for policy in policies:
+        if selects(policy, node, allocatable):
+            for lc, n in policy.counts.items():
+                counts[lc] = max(counts.get(lc, 0), n)
+    return counts

@@ -1,0 +1,105 @@
+"""Making room on GPUs before something starts or wakes there.
+
+Two things must hold before an instance may load onto GPUs: no other instance is still awake on
+them (a previous tenant may still be going to sleep), and its weights fit beside the sleepers'
+residue within the sleeping-memory budget. :func:`room_for` answers with a plan that waits or
+evicts, or with None when the way is clear.
+"""
+
+from collections.abc import Collection, Sequence
+
+from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
+from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
+from fma.core.policy import Policy
+from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
+
+_RUNNING = (InstanceState.AWAKE, InstanceState.STARTING)
+
+
+def uses_gpus(provider: Provider, gpu_uuids: Collection[str], *, awake_only: bool) -> bool:
+    """Whether an instance of ``provider`` (an awake or starting one, if asked) is on the GPUs."""
+    return any(
+        not set(i.gpu_uuids).isdisjoint(gpu_uuids)
+        for i in provider.instances
+        if not awake_only or i.state in _RUNNING
+    )
+
+
+def awake_instances(providers: Sequence[Provider], *, excluding: str = "") -> list[Instance]:
+    """Instances loading or serving, on providers not being deleted."""
+    return [
+        i
+        for p in providers
+        if p.name != excluding and not p.deleting
+        for i in p.instances
+        if i.state in _RUNNING
+    ]
+
+
+def asleep(instance: Instance, now_s: float) -> Instance:
+    """``instance`` as it will be once put to sleep now (last use refreshed)."""
+    return Instance(
+        instance.instance_id,
+        instance.spec,
+        instance.gpu_uuids,
+        InstanceState.SLEEPING,
+        instance.created_s,
+        now_s,
+        instance.isc_name,
+    )
+
+
+def evict(victim: Sleeper, snapshot: NodeSnapshot) -> Action:
+    """Delete a direct sleeper's Pod, or a launcher sleeper's instance."""
+    reason = "evicted to fit the sleeping-memory budget"
+    provider = next(p for p in snapshot.providers if p.name == victim.provider)
+    if provider.kind is ProviderKind.DIRECT:
+        return DeleteProvider(provider.name, reason)
+    return DeleteInstance(provider.name, victim.instance.instance_id, reason)
+
+
+def room_for(
+    newcomer: Instance,
+    snapshot: NodeSnapshot,
+    *,
+    owner: str,
+    claimed: Collection[str],
+    now_s: float,
+    policy: Policy,
+) -> Plan | None:
+    """What must happen before ``newcomer`` loads or wakes on its GPUs; None when nothing.
+
+    ``owner`` is the provider that will run it (its own sleeping copy of the newcomer does not
+    count against it). Sleepers on providers in ``claimed`` are not evicted. Returns a waiting
+    plan while another instance is awake on those GPUs, an eviction plan (to re-plan after the
+    evictions are seen), or a plan with nothing but a requeue when even evicting cannot fit it.
+    """
+    assert snapshot.node is not None
+    if any(
+        uses_gpus(p, newcomer.gpu_uuids, awake_only=True)
+        for p in snapshot.providers
+        if p.name != owner and not p.deleting
+    ):
+        return Plan(requeue_after_s=policy.retry_delay_s)  # the previous tenant is still going
+    sleepers = [
+        s
+        for s in sleepers_on(snapshot.providers)
+        if not (s.provider == owner and s.instance.instance_id == newcomer.instance_id)
+    ]
+    pinned = [
+        Sleeper(s.provider, s.instance, evictable=False) for s in sleepers if s.provider in claimed
+    ]
+    free = [s for s in sleepers if s.provider not in claimed]
+    victims = victims_to_fit(
+        node=snapshot.node,
+        sleepers=[*pinned, *free],
+        awake=[*awake_instances(snapshot.providers), newcomer],
+        policy=policy,
+        now_s=now_s,
+    )
+    if victims is None:
+        return Plan(requeue_after_s=policy.retry_delay_s)
+    if victims:
+        # Evict first, load on a later pass: the freed memory must be seen before it is used.
+        return Plan(tuple(evict(v, snapshot) for v in victims), requeue_after_s=0.0)
+    return None
