@@ -13,7 +13,7 @@ Event = dict[str, Any]
 Violation = dict[str, Any]
 
 _AWAKE_KINDS = {"instance_starting", "instance_awake", "instance_waking"}
-_NOT_AWAKE_KINDS = {"instance_sleeping", "instance_deleted"}
+_NOT_AWAKE_KINDS = {"instance_sleeping", "instance_deleted", "instance_stopped"}
 
 
 def gpu_exclusive_awake(events: Iterable[Event]) -> list[Violation]:

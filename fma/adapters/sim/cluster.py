@@ -269,3 +269,45 @@ class SimCluster:
             bytes=instance.spec.weights_bytes,
             **extra,
         )
+
+    # --- disruptions: what happens to the cluster from outside FMA -----------------------------
+
+    def lose_node(self, name: str) -> None:
+        """The Node object is deleted: Pod GC force-deletes every Pod on it, finalizers or not."""
+        node = self.state.nodes.pop(name, None)
+        if node is None:
+            return
+        self.trace.record(self.now_s(), "node_lost", node=name)
+        for provider in [p for p in self.state.providers.values() if p.node == name]:
+            provider.bound_requester_uid = None
+            self.delete_provider(provider, "node lost")
+        for requester in [r for r in self.state.requesters.values() if r.node == name]:
+            self._remove_requester(requester)
+        self.touch(name)
+
+    def cordon_node(self, name: str) -> None:
+        """No new Pods are scheduled there; the controller sees it on its next look."""
+        node = self.state.nodes.get(name)
+        if node is not None and node.schedulable:
+            node.schedulable = False
+            self.trace.record(self.now_s(), "node_cordoned", node=name)
+            self.touch(name)
+
+    def crash_instance(self, provider: SimProvider, instance_id: str) -> None:
+        """The instance's process exits; it stays listed as stopped until deleted."""
+        instance = provider.instances.get(instance_id)
+        if instance is None or instance.state is InstanceState.STOPPED:
+            return
+        instance.state = InstanceState.STOPPED
+        instance.busy = False
+        self._record_instance(provider, instance, "instance_stopped")
+        self.touch(provider.node)
+
+    def crash_launcher(self, provider: SimProvider) -> None:
+        """The launcher container restarts: its instances vanish and it is not Ready for a while."""
+        for instance_id in list(provider.instances):
+            self.delete_instance(provider, instance_id, "launcher crashed")
+        self.trace.record(self.now_s(), "launcher_crashed", provider=provider.name)
+        provider.ready = False
+        self.env.process(self._launcher_ready(provider))
+        self.touch(provider.node)
