@@ -63,17 +63,27 @@ class SimCluster:
                 self._pending.pop(0)
                 self._remove_requester(head)
                 continue
-            node = self._choose_node(head.gpus)
+            node = self._choose_node(head)
             if node is None:
                 return
             self._pending.pop(0)
             self._place(head, node)
 
-    def _choose_node(self, gpus: int) -> SimNode | None:
+    @staticmethod
+    def _usable_gpus(node: SimNode, requester: SimRequester) -> list[str]:
+        """Free GPUs the requester may get; pinned requesters may get only their own."""
+        free = node.free_gpus()
+        if requester.pinned_gpus is None:
+            return free
+        return [g for g in free if g in requester.pinned_gpus]
+
+    def _choose_node(self, requester: SimRequester) -> SimNode | None:
         """LeastAllocated-like: the schedulable node with the most free GPUs, then by name."""
         best: SimNode | None = None
         for node in self.state.nodes.values():
-            if not (node.schedulable and node.ready) or len(node.free_gpus()) < gpus:
+            if not (node.schedulable and node.ready):
+                continue
+            if len(self._usable_gpus(node, requester)) < requester.gpus:
                 continue
             if best is None or len(node.free_gpus()) > len(best.free_gpus()):
                 best = node
@@ -81,7 +91,7 @@ class SimCluster:
 
     def _place(self, requester: SimRequester, node: SimNode) -> None:
         # The device plugin hands out the lowest-index free GPUs.
-        gpus = tuple(node.free_gpus()[: requester.gpus])
+        gpus = tuple(self._usable_gpus(node, requester)[: requester.gpus])
         for uuid in gpus:
             node.gpu_holder[uuid] = requester.uid
         requester.node = node.name

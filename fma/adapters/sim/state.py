@@ -54,6 +54,8 @@ class SimRequester:
     gpus: int = 1
     isc_name: str | None = None
     """Set on the launcher path: the InferenceServerConfig this requester names."""
+    pinned_gpus: tuple[str, ...] | None = None
+    """GPUs the requester may be given (a device restriction); None: any."""
     node: str | None = None
     gpu_uuids: tuple[str, ...] | None = None
     started_s: float | None = None
