@@ -20,6 +20,8 @@ class SimController:
         self._due_s: dict[str, float] = {}
         """Node -> when its next reconcile runs; one pending reconcile per node at most."""
         self.reconciles = 0
+        self.stopped = False
+        """A stopped controller (a crashed process) does nothing more; a new one takes over."""
         cluster.on_change = self.trigger
 
     def trigger(self, node: str, delay_s: float | None = None) -> None:
@@ -35,8 +37,8 @@ class SimController:
 
     def _reconcile_at(self, node: str, due_s: float, delay_s: float) -> SimProcess:
         yield self.cluster.env.timeout(delay_s)
-        if self._due_s.get(node) != due_s:
-            return  # superseded by an earlier trigger, which already ran
+        if self._due_s.get(node) != due_s or self.stopped:
+            return  # superseded by an earlier trigger, which already ran; or this one is gone
         del self._due_s[node]
         # 1. gather
         snapshot = self.cluster.state.snapshot(node)
