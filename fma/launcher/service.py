@@ -20,6 +20,7 @@ from typing import Final
 
 from fma.api.constants import ENV_CUDA_VISIBLE_DEVICES
 from fma.launcher.api import (
+    WATCH_BUFFER_EVENTS_MAX,
     InstanceIdList,
     InstanceList,
     InstanceState,
@@ -46,6 +47,7 @@ class ServiceSettings:
     stop_grace_s: float = 10.0
     instance_count_max: int = 64
     watcher_count_max: int = 64
+    event_buffer_max: int = WATCH_BUFFER_EVENTS_MAX
 
 
 @dataclass(slots=True)
@@ -69,7 +71,9 @@ class LauncherService:
         self._settings = settings
         self._changed = asyncio.Event()
         self._manager = InstanceManager(
-            instance_count_max=settings.instance_count_max, on_change=self._wake_watchers
+            instance_count_max=settings.instance_count_max,
+            event_buffer_max=settings.event_buffer_max,
+            on_change=self._wake_watchers,
         )
         self._processes: dict[str, _Running] = {}
         self._deletions: dict[str, asyncio.Task[InstanceState]] = {}

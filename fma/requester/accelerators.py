@@ -1,0 +1,52 @@
+"""Which GPUs this requester holds: the UUIDs its SPI reports to the controller.
+
+Sources, in order: a mock given on the command line (tests, clusters with fake GPUs), NVML
+(inside a GPU container it sees exactly the GPUs the kubelet assigned), and finally the
+``NVIDIA_VISIBLE_DEVICES`` variable when it lists UUIDs (the device plugin sets it so).
+``all``, ``none``, ``void``, unset, or a list of indices give no UUIDs: without NVML they
+cannot be named.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
+from fma.launcher.gpus import GPU_COUNT_MAX, naive_map, nvml_map
+
+_UUID_RE: Final = re.compile(r"(GPU|MIG)-[A-Za-z0-9][A-Za-z0-9_.:/-]{0,120}")
+
+
+def parse_mock(spec: str) -> list[str]:
+    """``N`` gives ``GPU-0..GPU-(N-1)`` (the launcher's mock map); otherwise a comma-separated
+    list of UUIDs. Raises ``ValueError``."""
+    text = spec.strip()
+    if text.isdigit():
+        return list(naive_map(int(text)))
+    uuids = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [uuid for uuid in uuids if not _UUID_RE.fullmatch(uuid)]
+    if bad:
+        raise ValueError(f"not GPU UUIDs: {', '.join(bad[:5])} (give a count or GPU-/MIG- ids)")
+    if len(uuids) > GPU_COUNT_MAX or len(set(uuids)) != len(uuids):
+        raise ValueError(f"give at most {GPU_COUNT_MAX} distinct GPU UUIDs")
+    return uuids
+
+
+def from_visible_devices(value: str | None) -> list[str]:
+    """The UUIDs in an ``NVIDIA_VISIBLE_DEVICES`` value, or none (see the module doc)."""
+    if value is None:
+        return []
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts or not all(_UUID_RE.fullmatch(part) for part in parts):
+        return []
+    return parts[:GPU_COUNT_MAX]
+
+
+def discover(*, mock: str | None, environ: Mapping[str, str]) -> list[str]:
+    """This requester's GPU UUIDs, from the first source that has them."""
+    if mock is not None:
+        return parse_mock(mock)
+    found = nvml_map()
+    if found is not None:
+        return sorted(found, key=lambda uuid: found[uuid])
+    return from_visible_devices(environ.get(ENV_NVIDIA_VISIBLE_DEVICES))
