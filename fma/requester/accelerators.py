@@ -8,7 +8,7 @@ cannot be named.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
@@ -42,11 +42,16 @@ def from_visible_devices(value: str | None) -> list[str]:
     return parts[:GPU_COUNT_MAX]
 
 
-def discover(*, mock: str | None, environ: Mapping[str, str]) -> list[str]:
+def discover(
+    *,
+    mock: str | None,
+    environ: Mapping[str, str],
+    query_nvml: Callable[[], dict[str, int] | None] = nvml_map,
+) -> list[str]:
     """This requester's GPU UUIDs, from the first source that has them."""
     if mock is not None:
         return parse_mock(mock)
-    found = nvml_map()
+    found = query_nvml()
     if found is not None:
         return sorted(found, key=lambda uuid: found[uuid])
     return from_visible_devices(environ.get(ENV_NVIDIA_VISIBLE_DEVICES))
