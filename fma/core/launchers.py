@@ -82,7 +82,8 @@ def place(
     quiet = [p for p in ready if not any(i.state is InstanceState.AWAKE for i in p.instances)]
     with_slot = [p for p in quiet if not _conflicts(p, target) and _live(p) < lc.max_instances]
     if with_slot:
-        best = min(with_slot, key=lambda p: (_live(p), p.name))
+        # Pack instances into the busiest launcher: idle launchers stay free for other requesters.
+        best = min(with_slot, key=lambda p: (-_live(p), p.name))
         return _bind(best, requester, target, ActuationPath.WARM)
     reclaims = [r for p in quiet if (r := _reclaim_plan(p, target, lc)) is not None]
     if reclaims:
