@@ -4,7 +4,8 @@ Contract: :func:`ensure_binaries` returns a directory holding every name in
 :data:`~fma.testcluster.gomodule.BINARY_NAMES`; it compiles only the missing ones, in a single
 ``go build`` run inside a temporary module under the cache, and installs each binary
 atomically (a half-written file is never mistaken for a built one). Go must be on ``PATH``;
-modules come from the Go module proxy through the ordinary ``go`` client.
+modules come from the Go module proxy through the ordinary ``go`` client. ``openssl``, which
+``up`` needs, is installed with apt-get when missing.
 """
 
 import os
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fma.testcluster import gomodule, paths
+from fma.testcluster import gomodule, paths, pki
 
 
 class BuildError(RuntimeError):
@@ -61,8 +62,11 @@ def ensure_binaries(
     """Make sure every test binary exists in :func:`~fma.testcluster.paths.testbin_dir`.
 
     ``force`` rebuilds all of them; ``jobs`` is Go's ``-p`` (default: the CPU count);
-    ``report`` receives one-line progress messages. Raises :class:`BuildError`.
+    ``report`` receives one-line progress messages. Raises :class:`BuildError` (and
+    :class:`~fma.testcluster.pki.PkiError` when openssl is missing and cannot be installed).
     """
+    # `up` needs openssl too; a fresh machine gets it here, with the rest of the one-time set-up.
+    pki.ensure_openssl()
     bin_dir = paths.testbin_dir()
     wanted = list(gomodule.BINARIES) if force else missing_binaries(bin_dir)
     if not wanted:
@@ -86,7 +90,7 @@ def ensure_binaries(
         report("resolving modules (go mod tidy)")
         _run("go mod tidy", [go, "mod", "tidy"], work, env, log)
         names = ", ".join(b.name for b in wanted)
-        report(f"compiling {names} (go build -p {jobs}; a cold build takes tens of minutes)")
+        report(f"compiling {names} (go build -p {jobs}; about 6 min cold on 2 cores)")
         out = work / "out"
         out.mkdir()
         _run(

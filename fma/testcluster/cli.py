@@ -54,11 +54,12 @@ def build(
 ) -> None:
     """Build the test binaries once into ${FMA_CACHE:-~/.cache/fma}/testbin/<k8s-version>/."""
     from fma.testcluster import build as b
+    from fma.testcluster.pki import PkiError
 
     started = time.monotonic()
     try:
         bin_dir = b.ensure_binaries(force=force, jobs=jobs, report=_say)
-    except b.BuildError as exc:
+    except (b.BuildError, PkiError) as exc:
         raise _fail(str(exc)) from None
     _say(f"binaries ready in {bin_dir} ({time.monotonic() - started:.1f} s)")
     typer.echo(str(bin_dir))
@@ -78,6 +79,7 @@ def up(
     from fma.testcluster import build as b
     from fma.testcluster import cluster as c
     from fma.testcluster import paths, process
+    from fma.testcluster.pki import PkiError
     from fma.testcluster.state import LocalCluster
 
     pointer = paths.current_pointer()
@@ -102,7 +104,7 @@ def up(
             namespace=namespace,
             report=_say,
         )
-    except (b.BuildError, process.ComponentFailed) as exc:
+    except (b.BuildError, PkiError, process.ComponentFailed) as exc:
         raise _fail(str(exc)) from None
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(f"{cluster.state_dir}\n")

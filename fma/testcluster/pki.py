@@ -7,6 +7,7 @@ The admin authenticates with a static bearer token in group ``system:masters``, 
 lets through; every other identity goes through Node,RBAC authorization.
 """
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -22,13 +23,28 @@ class PkiError(RuntimeError):
     """A credential could not be made; the message is one line."""
 
 
+def ensure_openssl() -> str:
+    """The path of ``openssl``, installing Debian's package first if it is missing.
+
+    Installing needs root and apt-get (as on CI's fresh machines); elsewhere the error says
+    what to install.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is not None:
+        return openssl
+    apt = shutil.which("apt-get")
+    if apt is not None and os.geteuid() == 0:
+        for step in (["update", "-qq"], ["install", "-y", "-qq", "openssl"]):
+            subprocess.run([apt, *step], capture_output=True, check=False)
+        openssl = shutil.which("openssl")
+    if openssl is None:
+        raise PkiError("openssl is needed to make the service-account key: apt-get install openssl")
+    return openssl
+
+
 def write_service_account_key(path: Path) -> None:
     """An RSA key that signs (apiserver) and verifies (both) service-account tokens."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise PkiError(
-            "openssl is needed to make the service-account key (apt-get install openssl)"
-        )
+    openssl = ensure_openssl()
     proc = subprocess.run(
         [openssl, "genrsa", "-out", str(path), "2048"], capture_output=True, text=True
     )

@@ -30,11 +30,14 @@ GPU_MAP_NAMESPACE = "fma-system"
 
 
 @pytest.fixture(scope="session")
-def testcluster() -> Iterator[LocalCluster]:
+def bin_dir() -> Path:
+    """The directory of the built binaries (etcd ... kubectl, helm); built if missing."""
+    return build.ensure_binaries(report=lambda msg: print(f"[testcluster] {msg}", file=sys.stderr))
+
+
+@pytest.fixture(scope="session")
+def testcluster(bin_dir: Path) -> Iterator[LocalCluster]:
     """The running cluster: kubeconfig, bin_dir (kubectl, helm), api_client(), nodes, namespace."""
-    bin_dir = build.ensure_binaries(
-        report=lambda msg: print(f"[testcluster] {msg}", file=sys.stderr)
-    )
     state_dir = Path(tempfile.mkdtemp(prefix="fma-testcluster-pytest-"))
     c = cluster.up(
         bin_dir,
