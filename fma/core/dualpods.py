@@ -19,7 +19,7 @@ After the requesters, launcher housekeeping (:mod:`fma.core.launchers`) and the 
 population (:mod:`fma.core.population`) run on the providers nobody claimed in this plan.
 """
 
-from fma.core import launchers, population
+from fma.core import housekeeping, launchers, population
 from fma.core.actions import (
     Action,
     Bind,
@@ -31,7 +31,6 @@ from fma.core.actions import (
     Plan,
     RelayReadiness,
     SetRequesterStatus,
-    SleepInstance,
     Unbind,
     WakeInstance,
 )
@@ -46,8 +45,8 @@ from fma.core.model import (
     ServerSpec,
 )
 from fma.core.policy import Actuation, Policy
-from fma.core.room import asleep, awake_instances, evict, room_for
-from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
+from fma.core.retire import retire
+from fma.core.room import room_for
 from fma.core.target import Target, target_of
 
 
@@ -68,8 +67,8 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
         plan += step
-    plan += launchers.housekeeping(snapshot, claimed=claimed)
-    plan += population.plan_population(snapshot, claimed=claimed, policy=policy)
+    plan += housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
+    plan += population.plan_population(snapshot, claimed=claimed, now_s=now_s, policy=policy)
     return plan
 
 
@@ -102,7 +101,9 @@ def plan_requester(
         message = f"model {target.spec.model} does not fit its GPUs"
         return Plan((SetRequesterStatus(requester.uid, (message,)),))
     if target.isc_name is not None and policy.actuation is Actuation.FMA:
-        return launchers.place(requester, target, snapshot, claimed=claimed)
+        return launchers.place(
+            requester, target, snapshot, claimed=claimed, now_s=now_s, policy=policy
+        )
     return _place_direct(requester, target, snapshot, now_s=now_s, policy=policy, claimed=claimed)
 
 
@@ -190,57 +191,26 @@ def _wait_for_ready(provider: Provider, *, now_s: float, policy: Policy) -> Plan
         return Plan(requeue_after_s=policy.ready_timeout_s - waited_s)
     reason = f"not ready within {policy.ready_timeout_s:g} s"
     instance = provider.instance(provider.bound_instance_id)
-    actions: list[Action] = [Unbind(provider.name)]
+    actions: list[Action] = []
     if provider.kind is ProviderKind.DIRECT:
         actions.append(DeleteProvider(provider.name, reason))
     elif instance is not None:
         actions.append(DeleteInstance(provider.name, instance.instance_id, reason))
-    return Plan(tuple(actions), requeue_after_s=0.0)
+    return Plan((*actions, Unbind(provider.name)), requeue_after_s=0.0)
 
 
 # --- unbinding ---------------------------------------------------------------------------------
 
 
 def _unbind(provider: Provider, snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
-    """Release ``provider`` from a requester that is going: keep its instance asleep if it fits.
+    """Release ``provider`` from a requester that is going, retiring its instance.
 
-    The instance is deleted instead — and a direct provider with it — under the cold policy,
-    when it is not awake, when its config is obsolete (its ISC changed since binding), or when
-    its sleep cannot fit the sleeping-memory budget even after evictions. A launcher stays.
+    The binding record goes last, after the instance is put to sleep or deleted: the
+    requester's finalizer, released with the binding, keeps its GPUs until then.
     """
     instance = provider.instance(provider.bound_instance_id)
-    keep = (
-        instance is not None
-        and instance.state is InstanceState.AWAKE
-        and policy.actuation is not Actuation.COLD
-        and snapshot.node is not None
-        and not launchers.obsolete(instance, snapshot)
-    )
-    if keep and instance is not None and snapshot.node is not None:
-        others = [s for s in sleepers_on(snapshot.providers) if s.provider != provider.name]
-        newcomer = Sleeper(provider.name, asleep(instance, now_s))
-        victims = victims_to_fit(
-            node=snapshot.node,
-            sleepers=[*others, newcomer],
-            awake=awake_instances(snapshot.providers, excluding=provider.name),
-            policy=policy,
-            now_s=now_s,
-        )
-        if victims is not None and newcomer not in victims:
-            evictions = [evict(v, snapshot) for v in victims]
-            return Plan(
-                (
-                    SleepInstance(provider.name, instance.instance_id),
-                    Unbind(provider.name),
-                    *evictions,
-                )
-            )
-    if provider.kind is ProviderKind.DIRECT:
-        return Plan((Unbind(provider.name), DeleteProvider(provider.name, "unbound, not kept")))
-    deletion: tuple[Action, ...] = ()
-    if instance is not None:
-        deletion = (DeleteInstance(provider.name, instance.instance_id, "unbound, not kept"),)
-    return Plan((*deletion, Unbind(provider.name)))
+    retiring = retire(provider, instance, snapshot, now_s=now_s, policy=policy)
+    return Plan((*retiring, Unbind(provider.name)))
 
 
 # --- placing unbound requesters on the direct path ----------------------------------------------

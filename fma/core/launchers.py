@@ -17,8 +17,7 @@ implies its provider is bound" always holds.
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from fma.core.actions import Action, Bind, CreateLauncher, DeleteInstance, Plan, SetRequesterStatus
-from fma.core.identity import instance_id
+from fma.core.actions import Bind, CreateLauncher, DeleteInstance, Plan, SetRequesterStatus
 from fma.core.model import (
     ActuationPath,
     Instance,
@@ -29,6 +28,7 @@ from fma.core.model import (
     ProviderKind,
     Requester,
 )
+from fma.core.policy import Policy
 from fma.core.target import Target
 
 
@@ -58,10 +58,13 @@ def place(
     snapshot: NodeSnapshot,
     *,
     claimed: Collection[str],
+    now_s: float,
+    policy: Policy,
 ) -> Plan:
     """Choose or create a launcher for an unbound requester (see the module docstring).
 
-    Pure; no I/O. ``claimed`` launchers were taken earlier in the same plan.
+    Pure; no I/O. ``claimed`` launchers were taken earlier in the same plan. A launcher not
+    Ready within ``policy.ready_timeout_s`` of its creation is stuck: nobody waits for it.
     """
     lc = launcher_config_of(target.launcher_config, snapshot)
     if isinstance(lc, str):
@@ -95,8 +98,10 @@ def place(
             for v in best_reclaim.victims
         )
         return Plan(deletions) + _bind(best_reclaim.launcher, requester, target, ActuationPath.WARM)
-    if len(ready) < len(candidates) or len(quiet) < len(ready):
-        return Plan(requeue_after_s=5.0)  # a launcher is starting or putting an instance to sleep
+    starting = [p for p in candidates if not p.ready and not stuck(p, now_s=now_s, policy=policy)]
+    if starting or len(quiet) < len(ready):
+        # A launcher is starting, or putting an instance to sleep: it will serve sooner.
+        return Plan(requeue_after_s=policy.retry_delay_s)
     create = CreateLauncher(
         snapshot.node_name,
         lc.name,
@@ -106,6 +111,11 @@ def place(
         ActuationPath.COLD_LAUNCHER,
     )
     return Plan((create,))
+
+
+def stuck(launcher: Provider, *, now_s: float, policy: Policy) -> bool:
+    """A launcher that has not become Ready within the ready timeout of its creation."""
+    return not launcher.ready and now_s - launcher.created_s >= policy.ready_timeout_s
 
 
 def _bind(launcher: Provider, requester: Requester, target: Target, path: ActuationPath) -> Plan:
@@ -137,33 +147,3 @@ def _reclaim_plan(launcher: Provider, target: Target, lc: LauncherConfigSpec) ->
     if not victims or any(v.state is not InstanceState.SLEEPING for v in victims):
         return None
     return _Reclaim(launcher, victims)
-
-
-def obsolete(instance: Instance, snapshot: NodeSnapshot) -> bool:
-    """An instance made from an ISC that is gone or whose spec changed since."""
-    if instance.isc_name is None:
-        return False
-    isc = snapshot.iscs.get(instance.isc_name)
-    return isc is None or instance_id(isc.spec, instance.gpu_uuids) != instance.instance_id
-
-
-def housekeeping(snapshot: NodeSnapshot, *, claimed: Collection[str]) -> Plan:
-    """Delete stopped instances nobody is bound to, and obsolete sleepers.
-
-    A stopped instance that a requester is bound to is left for the requester's own decision
-    (it deletes the requester first). Awake obsolete instances are kept until unbind.
-    """
-    actions: list[Action] = []
-    for launcher in snapshot.providers:
-        if launcher.kind is not ProviderKind.LAUNCHER or launcher.deleting:
-            continue
-        if launcher.name in claimed:
-            continue
-        for inst in launcher.instances:
-            if launcher.bound and inst.instance_id == launcher.bound_instance_id:
-                continue
-            if inst.state is InstanceState.STOPPED:
-                actions.append(DeleteInstance(launcher.name, inst.instance_id, "stopped"))
-            elif inst.state is InstanceState.SLEEPING and obsolete(inst, snapshot):
-                actions.append(DeleteInstance(launcher.name, inst.instance_id, "obsolete config"))
-    return Plan(tuple(actions))

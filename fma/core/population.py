@@ -9,7 +9,8 @@ serve. Unlike upstream:
   the least recently used — and, by default, launchers holding sleepers are not surplus at all
   (the sleeping-memory budget decides when sleepers go, not the head count);
 - nothing is created or deleted while the LauncherConfig is missing or malformed;
-- a launcher from a stale template is replaced only once it is unbound.
+- a launcher from a stale template is replaced only once it is unbound;
+- an unbound launcher not Ready within the ready timeout is replaced, not left stuck.
 
 :func:`policy_counts` evaluates LauncherPopulationPolicies against one node.
 """
@@ -17,12 +18,15 @@ serve. Unlike upstream:
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from fma.core import launchers
 from fma.core.actions import Action, CreateLauncher, DeleteProvider, Plan
 from fma.core.model import InstanceState, Node, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Policy
 
 
-def plan_population(snapshot: NodeSnapshot, *, claimed: Collection[str], policy: Policy) -> Plan:
+def plan_population(
+    snapshot: NodeSnapshot, *, claimed: Collection[str], now_s: float, policy: Policy
+) -> Plan:
     """Create or delete unbound launchers on this node to meet the desired counts.
 
     Pure; no I/O. Launchers in ``claimed`` were bound or changed earlier in the same plan and
@@ -35,28 +39,37 @@ def plan_population(snapshot: NodeSnapshot, *, claimed: Collection[str], policy:
         p.launcher_config for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER
     }
     for lc_name in sorted(n for n in names if n is not None):
-        actions += _plan_one(snapshot, lc_name, claimed=claimed, policy=policy)
+        actions += _plan_one(snapshot, lc_name, claimed=claimed, now_s=now_s, policy=policy)
     return Plan(tuple(actions))
 
 
 def _plan_one(
-    snapshot: NodeSnapshot, lc_name: str, *, claimed: Collection[str], policy: Policy
+    snapshot: NodeSnapshot,
+    lc_name: str,
+    *,
+    claimed: Collection[str],
+    now_s: float,
+    policy: Policy,
 ) -> list[Action]:
     lc = snapshot.launcher_configs.get(lc_name)
     if lc is None or not lc.valid:
         return []  # hands off: a missing or broken config must not cost anyone their launchers
     assert snapshot.node is not None
-    launchers = [
+    mine = [
         p
         for p in snapshot.providers
         if p.kind is ProviderKind.LAUNCHER and p.launcher_config == lc_name and not p.deleting
     ]
-    bound = [p for p in launchers if p.bound or p.name in claimed]
-    unbound = [p for p in launchers if p not in bound]
+    bound = [p for p in mine if p.bound or p.name in claimed]
+    unbound = [p for p in mine if p not in bound]
     stale = [p for p in unbound if p.template_hash != lc.template_hash]
-    current = [p for p in unbound if p.template_hash == lc.template_hash]
+    stuck = [
+        p for p in unbound if p not in stale and launchers.stuck(p, now_s=now_s, policy=policy)
+    ]
+    current = [p for p in unbound if p not in stale and p not in stuck]
     desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound))
     actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
+    actions += [DeleteProvider(p.name, "stuck: not ready in time") for p in stuck]
     have = len(bound) + len(current)
     if have > desired:
         removable = current

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from fma.core.identity import instance_id
-from fma.core.model import NodeSnapshot, Requester, ServerSpec
+from fma.core.model import Instance, NodeSnapshot, Requester, ServerSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +32,11 @@ def target_of(requester: Requester, snapshot: NodeSnapshot) -> Target | str:
     if requester.spec is None:
         return "no server patch or InferenceServerConfig"
     return Target(requester.spec, instance_id(requester.spec, requester.gpu_uuids))
+
+
+def obsolete(instance: Instance, snapshot: NodeSnapshot) -> bool:
+    """An instance made from an ISC that is gone or whose spec changed since it was made."""
+    if instance.isc_name is None:
+        return False
+    isc = snapshot.iscs.get(instance.isc_name)
+    return isc is None or instance_id(isc.spec, instance.gpu_uuids) != instance.instance_id

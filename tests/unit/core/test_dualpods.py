@@ -111,7 +111,7 @@ def test_cold_policy_deletes_instead_of_sleeping() -> None:
         now_s=1.0,
         policy=Policy(actuation=Actuation.COLD),
     )
-    assert kinds(plan) == [Unbind, DeleteProvider]
+    assert kinds(plan) == [DeleteProvider, Unbind]
 
 
 def test_cold_policy_never_wakes_a_sleeper() -> None:
@@ -158,7 +158,7 @@ def test_stuck_start_is_abandoned_after_the_ready_timeout() -> None:
     late = plan_node(
         snapshot(requesters=(r,), providers=(p,)), now_s=61.0, policy=Policy(ready_timeout_s=60)
     )
-    assert kinds(late) == [Unbind, DeleteProvider]
+    assert kinds(late) == [DeleteProvider, Unbind]
 
 
 def test_sleepers_over_gpu_memory_are_evicted_before_creating() -> None:

@@ -1,0 +1,38 @@
+"""Housekeeping of providers nobody is bound to: what no requester's decision covers.
+
+- a stopped instance that no requester is bound to is deleted (a bound one is left to its
+  requester's decision, which deletes the requester first);
+- an obsolete sleeper (its ISC is gone or changed) is deleted: it can never be a hot hit;
+- an unbound instance found awake (a wake finished after its requester left) is retired:
+  put to sleep if it fits the budget, deleted otherwise.
+
+Awake obsolete instances that serve a requester are kept until that requester goes.
+"""
+
+from collections.abc import Collection
+
+from fma.core.actions import Action, DeleteInstance, Plan
+from fma.core.model import InstanceState, NodeSnapshot, ProviderKind
+from fma.core.policy import Policy
+from fma.core.retire import retire
+from fma.core.target import obsolete
+
+
+def plan_housekeeping(
+    snapshot: NodeSnapshot, *, claimed: Collection[str], now_s: float, policy: Policy
+) -> Plan:
+    """Tidy the providers not ``claimed`` earlier in this plan. Pure; no I/O."""
+    actions: list[Action] = []
+    for provider in snapshot.providers:
+        if provider.deleting or provider.name in claimed:
+            continue
+        for inst in provider.instances:
+            if provider.bound and inst.instance_id == provider.bound_instance_id:
+                continue
+            if inst.state is InstanceState.STOPPED and provider.kind is ProviderKind.LAUNCHER:
+                actions.append(DeleteInstance(provider.name, inst.instance_id, "stopped"))
+            elif inst.state is InstanceState.SLEEPING and obsolete(inst, snapshot):
+                actions.append(DeleteInstance(provider.name, inst.instance_id, "obsolete config"))
+            elif inst.state is InstanceState.AWAKE and not provider.bound:
+                actions += retire(provider, inst, snapshot, now_s=now_s, policy=policy)
+    return Plan(tuple(actions))
