@@ -71,7 +71,8 @@ def ensure_binaries(
     wanted = list(gomodule.BINARIES) if force else missing_binaries(bin_dir)
     if not wanted:
         return bin_dir
-    go = shutil.which("go")
+    # Go's official tarball lives in /usr/local/go, which a non-login shell may lack on PATH.
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise BuildError("Go (>= 1.24) is needed to build the test binaries: 'go' not on PATH")
     jobs = jobs or os.cpu_count() or 2

@@ -91,11 +91,19 @@ def _nodes_ready(lay: Layout, names: list[str]) -> bool:
     return set(names) <= ready
 
 
-def _start_and_wait(lay: Layout, names: list[str], started: list[Running]) -> None:
+def _start_and_wait(
+    lay: Layout, names: list[str], started: list[Running], *, die_with_parent: bool
+) -> None:
     """Start ``names`` together, then wait until each is healthy (they start in parallel)."""
     batch = []
     for name in names:
-        comp = process.start(name, lay.binary(name), components.args(name, lay), lay.log(name))
+        comp = process.start(
+            name,
+            lay.binary(name),
+            components.args(name, lay),
+            lay.log(name),
+            die_with_parent=die_with_parent,
+        )
         started.append(comp)
         batch.append(comp)
     for comp in batch:
@@ -109,9 +117,14 @@ def up(
     node_count: int = 2,
     gpus_per_node: int = 8,
     namespace: str = "default",
+    die_with_parent: bool = False,
     report: Callable[[str], None] = lambda _msg: None,
 ) -> LocalCluster:
-    """Start a cluster from the binaries in ``bin_dir``; see the module docstring."""
+    """Start a cluster from the binaries in ``bin_dir``; see the module docstring.
+
+    ``die_with_parent`` makes the components exit when the calling process dies (for test
+    sessions); without it they keep running until :func:`down` (for the CLI).
+    """
     missing = [c for c in (*components.COMPONENTS, "kubectl") if not (bin_dir / c).is_file()]
     if missing:
         raise ComponentFailed(
@@ -146,13 +159,18 @@ def up(
 
     try:
         report("starting etcd")
-        _start_and_wait(lay, ["etcd"], started)
+        _start_and_wait(lay, ["etcd"], started, die_with_parent=die_with_parent)
         record()
         report("starting kube-apiserver")
-        _start_and_wait(lay, ["kube-apiserver"], started)
+        _start_and_wait(lay, ["kube-apiserver"], started, die_with_parent=die_with_parent)
         record()
         report("starting kube-controller-manager, kube-scheduler, kwok")
-        _start_and_wait(lay, ["kube-controller-manager", "kube-scheduler", "kwok"], started)
+        _start_and_wait(
+            lay,
+            ["kube-controller-manager", "kube-scheduler", "kwok"],
+            started,
+            die_with_parent=die_with_parent,
+        )
         cluster = record()
         report(f"creating {node_count} fake GPU nodes and the gpu-map ConfigMap")
         objects = nodes.cluster_objects(node_count, gpus_per_node, namespace)

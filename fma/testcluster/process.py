@@ -7,6 +7,7 @@ binary: a recycled pid belonging to something else is never signalled.
 """
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,8 +30,24 @@ class Running:
     log: str
 
 
-def start(name: str, binary: Path, args: list[str], log: Path) -> Running:
-    """Start ``binary args`` detached, appending its output to ``log``."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM us when the parent thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def start(
+    name: str, binary: Path, args: list[str], log: Path, *, die_with_parent: bool = False
+) -> Running:
+    """Start ``binary args`` detached, appending its output to ``log``.
+
+    ``die_with_parent`` ties the component's life to this process (a test session killed
+    with SIGKILL, or by a CI time-out, then leaves nothing behind); without it the component
+    outlives us, as ``fma testcluster up`` needs.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -39,6 +56,7 @@ def start(name: str, binary: Path, args: list[str], log: Path) -> Running:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     return Running(name=name, pid=proc.pid, binary=str(binary), log=str(log))
 

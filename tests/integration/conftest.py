@@ -45,6 +45,8 @@ def testcluster(bin_dir: Path) -> Iterator[LocalCluster]:
         node_count=NODE_COUNT,
         gpus_per_node=GPUS_PER_NODE,
         namespace=GPU_MAP_NAMESPACE,
+        # A killed test session (CI time-out, SIGKILL) takes the cluster with it.
+        die_with_parent=True,
     )
     keep = os.environ.get("FMA_TESTCLUSTER_KEEP") == "1"
     try:
