@@ -25,12 +25,14 @@ from fma.core.actions import (
     Bind,
     CreateDirectProvider,
     CreateInstance,
+    CreateLauncher,
     DeleteInstance,
     DeleteProvider,
     DeleteRequester,
     Plan,
     RelayReadiness,
     SetRequesterStatus,
+    SleepInstance,
     Unbind,
     WakeInstance,
 )
@@ -67,8 +69,17 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
         plan += step
-    plan += housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
-    plan += population.plan_population(snapshot, claimed=claimed, now_s=now_s, policy=policy)
+    tidy = housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
+    claimed.update(_providers_touched(tidy.actions))
+    plan += tidy
+    placed = {
+        a.requester_uid
+        for a in plan.actions
+        if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None
+    }
+    plan += population.plan_population(
+        snapshot, claimed=claimed, placed=placed, now_s=now_s, policy=policy
+    )
     return plan
 
 
@@ -286,5 +297,5 @@ def _providers_touched(actions: tuple[Action, ...]) -> set[str]:
     return {
         a.provider
         for a in actions
-        if isinstance(a, Bind | DeleteProvider | DeleteInstance | CreateInstance)
+        if isinstance(a, Bind | DeleteProvider | DeleteInstance | CreateInstance | SleepInstance)
     }

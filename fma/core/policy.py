@@ -29,5 +29,5 @@ class Policy:
     ready_timeout_s: float = 600.0
     retry_delay_s: float = 5.0
     keep_launchers_with_sleepers: bool = True
-    """Launchers holding sleepers are not surplus: the sleeping budget, not the population
+    """Launchers holding instances are not surplus: the sleeping budget, not the population
     policy, decides when their sleepers go (upstream deletes them as soon as they unbind)."""

@@ -1,8 +1,8 @@
 """Launcher population: how many launchers of each LauncherConfig a node keeps, and which go.
 
-Per (node, LauncherConfig) the desired number is ``max(policy count, bound launchers)``: the
-policy keeps launchers ready for warm starts, and demand-created launchers count while they
-serve. Unlike upstream:
+Per (node, LauncherConfig) the desired number is ``max(policy count, demand)``, where demand
+is the bound launchers plus the requesters still waiting for one: the policy keeps launchers
+ready for warm starts, and a launcher a requester waits for is not surplus. Unlike upstream:
 
 - cordoned and NotReady nodes get no new launchers;
 - surplus removal is ordered — launchers without sleepers first, then the fewest sleepers, then
@@ -25,12 +25,17 @@ from fma.core.policy import Policy
 
 
 def plan_population(
-    snapshot: NodeSnapshot, *, claimed: Collection[str], now_s: float, policy: Policy
+    snapshot: NodeSnapshot,
+    *,
+    claimed: Collection[str],
+    placed: Collection[str] = (),
+    now_s: float,
+    policy: Policy,
 ) -> Plan:
     """Create or delete unbound launchers on this node to meet the desired counts.
 
     Pure; no I/O. Launchers in ``claimed`` were bound or changed earlier in the same plan and
-    count as bound.
+    count as bound; requesters in ``placed`` got a launcher in this plan and are not waiting.
     """
     if snapshot.node is None:
         return Plan()
@@ -39,7 +44,10 @@ def plan_population(
         p.launcher_config for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER
     }
     for lc_name in sorted(n for n in names if n is not None):
-        actions += _plan_one(snapshot, lc_name, claimed=claimed, now_s=now_s, policy=policy)
+        waiting = _waiting(snapshot, lc_name, placed)
+        actions += _plan_one(
+            snapshot, lc_name, claimed=claimed, waiting=waiting, now_s=now_s, policy=policy
+        )
     return Plan(tuple(actions))
 
 
@@ -48,6 +56,7 @@ def _plan_one(
     lc_name: str,
     *,
     claimed: Collection[str],
+    waiting: int,
     now_s: float,
     policy: Policy,
 ) -> list[Action]:
@@ -67,14 +76,14 @@ def _plan_one(
         p for p in unbound if p not in stale and launchers.stuck(p, now_s=now_s, policy=policy)
     ]
     current = [p for p in unbound if p not in stale and p not in stuck]
-    desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound))
+    desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound) + waiting)
     actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
     actions += [DeleteProvider(p.name, "stuck: not ready in time") for p in stuck]
     have = len(bound) + len(current)
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
-            removable = [p for p in current if _sleepers(p) == 0]
+            removable = [p for p in current if _live(p) == 0]
         removable = sorted(removable, key=lambda p: (_sleepers(p), _last_use_s(p), p.name))
         actions += [DeleteProvider(p.name, "surplus launcher") for p in removable[: have - desired]]
     elif have < desired and snapshot.node.schedulable and snapshot.node.ready:
@@ -83,6 +92,25 @@ def _plan_one(
             for _ in range(desired - have)
         ]
     return actions
+
+
+def _waiting(snapshot: NodeSnapshot, lc_name: str, placed: Collection[str]) -> int:
+    """Requesters on this node that will need a launcher of this config and have none yet."""
+    bound = {p.bound_requester_uid for p in snapshot.providers if p.bound}
+    return sum(
+        1
+        for r in snapshot.requesters
+        if r.isc_name is not None
+        and not r.deleting
+        and r.uid not in bound
+        and r.uid not in placed
+        and (isc := snapshot.iscs.get(r.isc_name)) is not None
+        and isc.launcher_config == lc_name
+    )
+
+
+def _live(launcher: Provider) -> int:
+    return sum(1 for i in launcher.instances if i.state is not InstanceState.STOPPED)
 
 
 def _sleepers(launcher: Provider) -> int:

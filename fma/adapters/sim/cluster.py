@@ -165,6 +165,7 @@ class SimCluster:
             node=provider.node,
             provider_kind=provider.kind.value,
         )
+        self.touch(provider.node)  # the controller's informer sees the new Pod
 
     def start_launcher(self, provider: SimProvider) -> None:
         """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
