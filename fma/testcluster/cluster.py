@@ -8,13 +8,13 @@ line naming the component and its log. :func:`down` stops every recorded process
 reverse start order, and leaves none behind.
 """
 
+import http.client
 import json
 import shutil
 import ssl
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -40,16 +40,15 @@ def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:  # noqa: S310
             return int(resp.status) == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+    except (OSError, http.client.HTTPException):  # URLError, refused, reset, time-out, 5xx
         return False
 
 
-def _await_healthy(comp: Running, url: str, timeout: float) -> None:
+def _await_healthy(comp: Running, url: str, timeout: float, started: list[Running]) -> None:
+    """Wait for ``comp`` to answer ``url``; fail early if it, or one before it, exits."""
+
     def probe() -> bool:
-        if not process.is_running(comp):
-            raise ComponentFailed(
-                f"{comp.name} failed to start ({process.how_it_ended(comp)}); log: {comp.log}"
-            )
+        _check_alive(started)
         return _healthy(url)
 
     try:
@@ -91,6 +90,15 @@ def _nodes_ready(lay: Layout, names: list[str]) -> bool:
     return set(names) <= ready
 
 
+def _check_alive(started: list[Running]) -> None:
+    """Raise ComponentFailed naming the first started component that is no longer running."""
+    for comp in started:
+        if not process.is_running(comp):
+            raise ComponentFailed(
+                f"{comp.name} failed to start ({process.how_it_ended(comp)}); log: {comp.log}"
+            )
+
+
 def _start_and_wait(
     lay: Layout, names: list[str], started: list[Running], *, die_with_parent: bool
 ) -> None:
@@ -107,7 +115,7 @@ def _start_and_wait(
         started.append(comp)
         batch.append(comp)
     for comp in batch:
-        _await_healthy(comp, components.health_url(comp.name, lay), START_TIMEOUT_S)
+        _await_healthy(comp, components.health_url(comp.name, lay), START_TIMEOUT_S, started)
 
 
 def up(
@@ -175,23 +183,38 @@ def up(
         report(f"creating {node_count} fake GPU nodes and the gpu-map ConfigMap")
         objects = nodes.cluster_objects(node_count, gpus_per_node, namespace)
         kubectl(lay, "apply", "-f", "-", stdin=json.dumps(objects))
+
+        def nodes_ready() -> bool:
+            _check_alive(started)
+            return _nodes_ready(lay, names)
+
+        def service_account() -> bool:
+            _check_alive(started)
+            get = kubectl(lay, "get", "-n", namespace, "sa", "default", check=False)
+            return get.returncode == 0
+
         wait_until(
-            lambda: _nodes_ready(lay, names), timeout=START_TIMEOUT_S, what="nodes to be Ready"
-        )
-        wait_until(
-            lambda: (
-                kubectl(lay, "get", "-n", namespace, "sa", "default", check=False).returncode == 0
-            ),
+            nodes_ready,
             timeout=START_TIMEOUT_S,
-            what=f"ServiceAccount {namespace}/default (made by kube-controller-manager)",
+            what=f"nodes to be Ready (KWOK makes them so; log: {lay.log('kwok')})",
         )
-    except (ComponentFailed, WaitTimeout, pki.PkiError, OSError) as exc:
+        wait_until(
+            service_account,
+            timeout=START_TIMEOUT_S,
+            what=f"ServiceAccount {namespace}/default (made by kube-controller-manager; "
+            f"log: {lay.log('kube-controller-manager')})",
+        )
+    except BaseException as exc:
+        # Whatever went wrong (a crash, a time-out, Ctrl-C), leave no process behind; the
+        # state directory stays for the post-mortem.
         for comp in reversed(started):
             process.stop(comp)
         record()
-        if isinstance(exc, ComponentFailed):
+        if isinstance(exc, ComponentFailed) or not isinstance(
+            exc, WaitTimeout | OSError | subprocess.SubprocessError
+        ):
             raise
-        raise ComponentFailed(f"{exc}; logs: {lay.state_dir / 'logs'}") from exc
+        raise ComponentFailed(f"{exc}; state: {lay.state_dir}") from exc
     return cluster
 
 
@@ -199,12 +222,19 @@ def down(cluster: LocalCluster, *, remove_state: bool = True) -> list[str]:
     """Stop every component of ``cluster`` (reverse order); return the names that were running.
 
     With ``remove_state`` the state directory (data, logs, kubeconfig) is deleted afterwards.
+    Raises :class:`ComponentFailed` if a process survives SIGKILL (the state is then kept).
     """
     stopped = []
+    failures: list[ComponentFailed] = []
     for comp in reversed(cluster.components):
         if process.is_running(comp):
             stopped.append(comp.name)
-        process.stop(comp)
+        try:
+            process.stop(comp)
+        except ComponentFailed as exc:  # keep stopping the others, then report it
+            failures.append(exc)
+    if failures:
+        raise failures[0]
     if remove_state:
         shutil.rmtree(cluster.state_dir, ignore_errors=True)
     return stopped
