@@ -48,7 +48,7 @@ class SimCluster:
 
     def submit(self, requester: SimRequester) -> None:
         """A requester Pod is created; it waits until GPUs on a schedulable node are free."""
-        self.state.requesters[requester.uid] = requester
+        self.state.add_requester(requester)
         self.trace.record(
             self.now_s(), "requester_created", requester=requester.uid, model=requester.model
         )
@@ -94,7 +94,7 @@ class SimCluster:
         gpus = tuple(self._usable_gpus(node, requester)[: requester.gpus])
         for uuid in gpus:
             node.gpu_holder[uuid] = requester.uid
-        requester.node = node.name
+        self.state.place_requester(requester, node.name)
         self.trace.record(
             self.now_s(),
             "requester_scheduled",
@@ -120,7 +120,9 @@ class SimCluster:
             return
         requester.deleting = True
         self.trace.record(self.now_s(), "requester_deleting", requester=uid, reason=reason)
-        bound = any(p.bound_requester_uid == uid for p in self.state.providers.values())
+        bound = requester.node is not None and any(
+            p.bound_requester_uid == uid for p in self.state.providers_on(requester.node)
+        )
         if requester.node is None:
             self.schedule_pending()  # drops it from the queue
         elif not bound:
@@ -134,7 +136,7 @@ class SimCluster:
             self._remove_requester(requester)
 
     def _remove_requester(self, requester: SimRequester) -> None:
-        if self.state.requesters.pop(requester.uid, None) is None:
+        if self.state.remove_requester(requester.uid) is None:
             return
         node = self.state.nodes.get(requester.node) if requester.node else None
         if node is not None:
@@ -157,7 +159,7 @@ class SimCluster:
     # --- providers and instances: the kubelet and the engines ------------------------------
 
     def add_provider(self, provider: SimProvider) -> None:
-        self.state.providers[provider.name] = provider
+        self.state.add_provider(provider)
         self.trace.record(
             self.now_s(),
             "provider_created",
@@ -264,7 +266,7 @@ class SimCluster:
             return
         for instance_id in list(provider.instances):
             self.delete_instance(provider, instance_id, reason)
-        self.state.providers.pop(provider.name, None)
+        self.state.remove_provider(provider.name)
         self.trace.record(self.now_s(), "provider_deleted", provider=provider.name, reason=reason)
 
     def _record_instance(
@@ -289,10 +291,10 @@ class SimCluster:
         if node is None:
             return
         self.trace.record(self.now_s(), "node_lost", node=name)
-        for provider in [p for p in self.state.providers.values() if p.node == name]:
+        for provider in self.state.providers_on(name):
             provider.bound_requester_uid = None
             self.delete_provider(provider, "node lost")
-        for requester in [r for r in self.state.requesters.values() if r.node == name]:
+        for requester in self.state.requesters_on(name):
             self._remove_requester(requester)
         self.touch(name)
 
@@ -322,3 +324,24 @@ class SimCluster:
         provider.ready = False
         self.env.process(self._launcher_ready(provider))
         self.touch(provider.node)
+
+    def uncordon_node(self, name: str) -> None:
+        """The node takes new Pods again; waiting requesters may be placed there."""
+        node = self.state.nodes.get(name)
+        if node is not None and not node.schedulable:
+            node.schedulable = True
+            self.trace.record(self.now_s(), "node_uncordoned", node=name)
+            self.schedule_pending()
+            self.touch(name)
+
+    def restore_node(self, node: SimNode) -> None:
+        """A lost machine is back: a new, empty Node object with the same hardware."""
+        if node.name in self.state.nodes:
+            return
+        node.ready = True
+        node.schedulable = True
+        node.gpu_holder = {g.uuid: None for g in node.gpus}
+        self.state.nodes[node.name] = node
+        self.trace.record(self.now_s(), "node_restored", node=node.name)
+        self.schedule_pending()
+        self.touch(node.name)

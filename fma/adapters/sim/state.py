@@ -147,6 +147,41 @@ class SimState:
     launcher_configs: dict[str, LauncherConfigSpec] = field(default_factory=dict)
     launcher_policy: dict[str, int] = field(default_factory=dict)
     """LauncherConfig name -> launchers wanted on every node (the population policy)."""
+    _requesters_on: dict[str, dict[str, SimRequester]] = field(default_factory=dict)
+    _providers_on: dict[str, dict[str, SimProvider]] = field(default_factory=dict)
+    """Per-node indexes, like an informer's node index: a snapshot costs the node, not the
+    cluster. Kept in step by the methods below; insertion-ordered, so runs stay deterministic."""
+
+    def add_requester(self, requester: SimRequester) -> None:
+        self.requesters[requester.uid] = requester
+        if requester.node is not None:
+            self._requesters_on.setdefault(requester.node, {})[requester.uid] = requester
+
+    def place_requester(self, requester: SimRequester, node: str) -> None:
+        requester.node = node
+        self._requesters_on.setdefault(node, {})[requester.uid] = requester
+
+    def remove_requester(self, uid: str) -> SimRequester | None:
+        requester = self.requesters.pop(uid, None)
+        if requester is not None and requester.node is not None:
+            self._requesters_on.get(requester.node, {}).pop(uid, None)
+        return requester
+
+    def add_provider(self, provider: SimProvider) -> None:
+        self.providers[provider.name] = provider
+        self._providers_on.setdefault(provider.node, {})[provider.name] = provider
+
+    def remove_provider(self, name: str) -> SimProvider | None:
+        provider = self.providers.pop(name, None)
+        if provider is not None:
+            self._providers_on.get(provider.node, {}).pop(name, None)
+        return provider
+
+    def requesters_on(self, node: str) -> list[SimRequester]:
+        return list(self._requesters_on.get(node, {}).values())
+
+    def providers_on(self, node: str) -> list[SimProvider]:
+        return list(self._providers_on.get(node, {}).values())
 
     def snapshot(self, node_name: str) -> NodeSnapshot:
         """What the controller's informers show of one node (pure read of the state)."""
@@ -154,8 +189,8 @@ class SimState:
         return NodeSnapshot(
             node_name,
             node.as_node() if node is not None and node.ready else None,
-            tuple(r.as_requester() for r in self.requesters.values() if r.node == node_name),
-            tuple(p.as_provider() for p in self.providers.values() if p.node == node_name),
+            tuple(r.as_requester() for r in self._requesters_on.get(node_name, {}).values()),
+            tuple(p.as_provider() for p in self._providers_on.get(node_name, {}).values()),
             self.iscs,
             self.launcher_configs,
             self.launcher_policy,
