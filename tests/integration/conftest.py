@@ -23,16 +23,24 @@ from fma.testcluster import build, cluster
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_COUNT = 2
 GPUS_PER_NODE = 8
 GPU_MAP_NAMESPACE = "fma-system"
 
 
 @pytest.fixture(scope="session")
-def bin_dir() -> Path:
+def bin_dir(request: pytest.FixtureRequest) -> Path:
     """The directory of the built binaries (etcd ... kubectl, helm); built if missing."""
-    return build.ensure_binaries(report=lambda msg: print(f"[testcluster] {msg}", file=sys.stderr))
+    # Output capture would hide a cold build's progress for minutes: write to the terminal.
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def report(msg: str) -> None:
+        if terminal is not None:
+            terminal.write_line(f"[testcluster] {msg}")
+        else:
+            print(f"[testcluster] {msg}", file=sys.stderr)
+
+    return build.ensure_binaries(report=report)
 
 
 @pytest.fixture(scope="session")
