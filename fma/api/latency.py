@@ -44,6 +44,24 @@ class Latency(BaseModel):
     readiness_probe_period_s: float = Field(
         1.0, gt=0, description="Requester readiness-probe period after a relayed ready."
     )
+    controller_workers: int = Field(
+        2, ge=1, le=64, description="Controller workers taking node items (upstream --num-workers)."
+    )
+    backoff_base_s: float = Field(
+        0.005, gt=0, description="First retry delay of a failed node item (client-go: 5 ms)."
+    )
+    backoff_max_s: float = Field(
+        20.0, gt=0, description="Cap of the doubling retry delay (upstream caps at 20 s)."
+    )
+    relist_s: float = Field(
+        1.0, ge=0, description="Informer re-list after a broken watch or a controller start."
+    )
+    controller_restart_s: float = Field(
+        10.0, ge=0, description="Controller down time on a restart: Pod restart and cache sync."
+    )
+    http_timeout_s: float = Field(
+        30.0, gt=0, description="Controller HTTP client timeout (a hung wake costs this)."
+    )
 
 
 DEFAULT_LATENCY = Latency()

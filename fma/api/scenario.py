@@ -97,20 +97,65 @@ class Demand(_Section):
         return self
 
 
+FaultKind = Literal[
+    "node_loss",
+    "node_cordon",
+    "launcher_crash",
+    "instance_crash",
+    "controller_restart",
+    "wake_failure",
+    "api_conflict",
+    "api_error",
+    "watch_delay",
+    "watch_drop",
+]
+OCCURRENCE_FAULTS: frozenset[str] = frozenset(
+    {"node_loss", "node_cordon", "launcher_crash", "instance_crash", "controller_restart"}
+)
+"""Faults that happen at a time (``at`` or ``rate_per_h``); the others hit single operations."""
+
+
 class Fault(_Section):
-    kind: Literal[
-        "node_loss",
-        "node_cordon",
-        "launcher_crash",
-        "instance_crash",
-        "wake_failure",
-        "api_conflict",
-        "watch_delay",
-        "controller_restart",
-    ]
+    """One source of trouble in a run (``docs/simulator.md`` describes each kind).
+
+    Occurrence faults (node loss, cordon, crashes, controller restart) happen once ``at`` a time
+    or at ``rate_per_h`` within ``[start, until)``; ``duration`` is how long one lasts (a lost
+    node comes back, a cordon is lifted, the controller is down). Per-operation faults (wake
+    failures, API conflicts and errors, watch delays and drops) hit each operation within
+    ``[start, until)`` with ``probability``. Every fault stops at ``until`` or at the end of the
+    scenario's duration, whichever is first; the run then checks liveness.
+    """
+
+    kind: FaultKind
     at: Duration | None = None
-    rate_per_h: float | None = Field(None, ge=0)
+    rate_per_h: float | None = Field(None, gt=0)
+    start: Duration = 0.0
+    until: Duration | None = None
+    duration: Duration | None = None
+    probability: float | None = Field(None, ge=0, le=1)
     node: str | None = None
+    mode: Literal["error", "timeout"] = "error"
+    """wake_failure: the wake answers an error at once, or hangs until the HTTP timeout."""
+    delay: Duration | None = None
+    """watch_delay: the most an event is held back (drawn uniformly up to it)."""
+
+    @model_validator(mode="after")
+    def _has_a_trigger(self) -> "Fault":
+        if self.kind in OCCURRENCE_FAULTS:
+            if (self.at is None) == (self.rate_per_h is None):
+                raise ValueError(f"{self.kind} needs exactly one of 'at' and 'rate_per_h'")
+        else:
+            if self.probability is None:
+                raise ValueError(f"{self.kind} needs 'probability' (0 to 1)")
+            if self.at is not None or self.rate_per_h is not None:
+                raise ValueError(
+                    f"{self.kind} is per operation: use start/until, not at/rate_per_h"
+                )
+        if self.kind == "watch_delay" and not self.delay:
+            raise ValueError("watch_delay needs 'delay' (the longest hold-back)")
+        if self.until is not None and self.until <= self.start:
+            raise ValueError("'until' must be after 'start'")
+        return self
 
 
 class Slo(_Section):
@@ -154,6 +199,14 @@ class Scenario(_Section):
                     f"models[{i}]: {m.name} needs {m.gpus} GPU(s) with {per_gpu:g} GiB each; "
                     "no node pool has them"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _faults_name_known_nodes(self) -> "Scenario":
+        nodes = {f"{p.name}-{n}" for p in self.cluster.node_pools for n in range(p.count)}
+        for i, f in enumerate(self.faults):
+            if f.node is not None and f.node not in nodes:
+                raise ValueError(f"faults[{i}].node: unknown node {f.node!r}")
         return self
 
     def model(self, name: str) -> Model:

@@ -1,7 +1,8 @@
 """Housekeeping of providers nobody is bound to: what no requester's decision covers.
 
-- a stopped instance that no requester is bound to is deleted (a bound one is left to its
-  requester's decision, which deletes the requester first);
+- a stopped instance that no requester is bound to is deleted — with its Pod, for a direct
+  provider (a bound one is left to its requester's decision, which deletes the requester
+  first);
 - an obsolete sleeper (its ISC is gone or changed) is deleted: it can never be a hot hit;
 - an unbound instance found awake (a wake finished after its requester left) is retired:
   put to sleep if it fits the budget, deleted otherwise.
@@ -11,7 +12,7 @@ Awake obsolete instances that serve a requester are kept until that requester go
 
 from collections.abc import Collection
 
-from fma.core.actions import Action, DeleteInstance, Plan
+from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
 from fma.core.model import InstanceState, NodeSnapshot, ProviderKind
 from fma.core.policy import Policy
 from fma.core.retire import retire
@@ -31,6 +32,9 @@ def plan_housekeeping(
                 continue
             if inst.state is InstanceState.STOPPED and provider.kind is ProviderKind.LAUNCHER:
                 actions.append(DeleteInstance(provider.name, inst.instance_id, "stopped"))
+            elif inst.state is InstanceState.STOPPED and not provider.bound:
+                # A direct provider's only engine exited while it slept: nothing to wake.
+                actions.append(DeleteProvider(provider.name, "its instance stopped"))
             elif inst.state is InstanceState.SLEEPING and obsolete(inst, snapshot):
                 actions.append(DeleteInstance(provider.name, inst.instance_id, "obsolete config"))
             elif inst.state is InstanceState.AWAKE and not provider.bound:

@@ -13,6 +13,7 @@ import simpy
 
 from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.controller import SimController
+from fma.adapters.sim.liveness import start_phases
 from fma.adapters.sim.state import SimNode, SimState
 from fma.adapters.sim.trace import Trace
 from fma.adapters.sim.workload import Workload
@@ -100,7 +101,9 @@ def run_scenario(
 ) -> RunResult:
     """Simulate ``scenario`` for its duration. Deterministic for equal (scenario, seed).
 
-    ``drain_s`` keeps simulating that long after the demand stops (for liveness checks).
+    Faults are armed until the last one is over (:mod:`fma.adapters.sim.liveness`).
+    ``drain_s`` keeps simulating up to that long after the demand stops, until the cluster is
+    quiet (for liveness and leak checks).
     """
     seed = scenario.seed if seed is None else seed
     rng = random.Random(seed)
@@ -128,12 +131,16 @@ def run_scenario(
         isc_for=(lambda model: model) if launcher_path else (lambda model: None),
     )
     workload.start(scenario.demand, rng)
-    end_s = scenario.duration + drain_s
-    steps = 100 if progress is not None else 1
-    for step in range(1, steps + 1):
-        env.run(until=end_s * step / steps)
-        if progress is not None:
-            progress(float(env.now), end_s)
+    phases = start_phases(
+        env,
+        cluster,
+        controller,
+        scenario,
+        seed=seed,
+        models=[(m.name, int(m.weights_gib * GIB), m.gpus) for m in scenario.models],
+        launchers_wanted=scenario.launchers.per_node if launcher_path else 0,
+    )
+    phases.run(scenario.duration, drain_s=drain_s, progress=progress)
     return RunResult(
         scenario,
         seed,
