@@ -85,8 +85,7 @@ def place(
     quiet = [p for p in ready if not any(i.state is InstanceState.AWAKE for i in p.instances)]
     with_slot = [p for p in quiet if not _conflicts(p, target) and _live(p) < lc.max_instances]
     if with_slot:
-        # Pack instances into the busiest launcher: idle launchers stay free for other requesters.
-        best = min(with_slot, key=lambda p: (-_live(p), p.name))
+        best = min(with_slot, key=lambda p: _warm_preference(p, requester))
         return _bind(best, requester, target, ActuationPath.WARM)
     reclaims = [r for p in quiet if (r := _reclaim_plan(p, target, lc)) is not None]
     if reclaims:
@@ -111,6 +110,20 @@ def place(
         ActuationPath.COLD_LAUNCHER,
     )
     return Plan((create,))
+
+
+def _warm_preference(launcher: Provider, requester: Requester) -> tuple[int, int, str]:
+    """Prefer launchers whose instances are on the requester's GPUs, then the least loaded.
+
+    A bound launcher's sleepers are out of reach until it unbinds. If a launcher's instances
+    share GPUs, binding it hides only sleepers whose GPUs are taken anyway; if they are spread
+    over the node, binding it hides sleepers other requesters could wake. Measured on the demo
+    scenario, this raises the hot-hit rate over packing into the busiest launcher.
+    """
+    gpus = set(requester.gpu_uuids or ())
+    affine = sum(1 for i in launcher.instances if gpus & set(i.gpu_uuids))
+    strangers = _live(launcher) - affine
+    return (strangers, -affine, launcher.name)
 
 
 def stuck(launcher: Provider, *, now_s: float, policy: Policy) -> bool:

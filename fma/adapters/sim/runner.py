@@ -7,7 +7,7 @@ gives the same trace.
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import simpy
 
@@ -87,9 +87,24 @@ def install_launcher_configs(
     )
     for model in scenario.models:
         state.iscs[model.name] = IscSpec(model.name, spec_for(model.name)[0], LAUNCHER_CONFIG)
+    _give_isc_ports(state)
     if scenario.launchers.per_node > 0:
         state.launcher_policy[LAUNCHER_CONFIG] = scenario.launchers.per_node
     return True
+
+
+def _give_isc_ports(state: SimState) -> None:
+    """Instances in one launcher share its network namespace, so ISCs that share a
+    LauncherConfig need distinct ports to share a launcher; a scenario's models may all say
+    8000. Ports are taken from the models' port upwards, in model order."""
+    used: set[int] = set()
+    for name, isc in list(state.iscs.items()):
+        port = isc.spec.port
+        while port in used:
+            port += 1
+        used.add(port)
+        if port != isc.spec.port:
+            state.iscs[name] = replace(isc, spec=replace(isc.spec, port=port))
 
 
 def run_scenario(
