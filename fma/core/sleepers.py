@@ -31,13 +31,19 @@ class Sleeper:
 
 
 def sleepers_on(providers: Iterable[Provider]) -> list[Sleeper]:
-    """Every sleeping instance on these providers, with whether it may be evicted."""
+    """Every sleeper on these providers, with whether it may be evicted.
+
+    An awake instance of an unbound provider counts too: it is on its way to sleep (or will be
+    retired), and leaving it out would let two sleeps admitted one after the other overrun
+    the budget together.
+    """
     return [
         Sleeper(p.name, i, evictable=not (p.bound and p.bound_instance_id == i.instance_id))
         for p in providers
         if not p.deleting
         for i in p.instances
         if i.state is InstanceState.SLEEPING
+        or (i.state is InstanceState.AWAKE and not p.bound)
     ]
 
 
