@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from fma.api.demand import TraceFileError, read_trace_csv
 from fma.api.scenario import Scenario
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,5 +66,26 @@ def parse(model: type[M], data: Any, source: str) -> M:
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read and validate a scenario file (version 1)."""
-    return parse(Scenario, read_yaml(path), str(path))
+    """Read and validate a scenario file (version 1), with its trace files read in.
+
+    A demand's trace ``file`` is relative to the scenario file; its rows become ``points``,
+    so the returned scenario needs no file any more (it can be shipped to another process).
+    """
+    scenario = parse(Scenario, read_yaml(path), str(path))
+    return with_trace_points(scenario, path.parent, str(path))
+
+
+def with_trace_points(scenario: Scenario, base_dir: Path, source: str) -> Scenario:
+    """Read every trace demand's ``file`` (relative to ``base_dir``) into its ``points``."""
+    demand = list(scenario.demand)
+    for i, d in enumerate(demand):
+        if d.file is None or d.points is not None:
+            continue
+        try:
+            points = read_trace_csv(base_dir / d.file)
+        except TraceFileError as error:
+            raise InputError(f"{source}: demand[{i}].file: {error}") from None
+        demand[i] = d.model_copy(update={"points": points})
+    if demand == scenario.demand:
+        return scenario
+    return scenario.model_copy(update={"demand": demand})

@@ -6,33 +6,15 @@ documented defaults (``docs/scenarios.md``). Durations are a number of seconds o
 an ``s``/``m``/``h``/``d`` suffix. Unknown fields are errors, named with their path.
 """
 
-import re
-from typing import Annotated, Literal
+import fnmatch
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fma.api.demand import Demand
+from fma.api.durations import Duration
+from fma.api.durations import parse_duration_s as parse_duration_s
 from fma.api.latency import Latency
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration_s(value: object) -> float:
-    """``90``, ``"90s"``, ``"1.5m"``, ``"2h"``, ``"1d"`` -> seconds. Raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '10m'")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_S[match.group(2)]
-    raise ValueError(f"not a duration: {value!r} (use seconds, or a suffix s, m, h or d)")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration_s)]
 
 
 class _Section(BaseModel):
@@ -57,11 +39,25 @@ class Cluster(_Section):
 
 
 class Model(_Section):
+    """A model to serve. ``copies: N`` stands for N models of the same shape, named
+    ``<name>-0`` ... ``<name>-<N-1>`` (zero-padded), e.g. fine-tunes of one base model."""
+
     name: str = Field(min_length=1)
     weights_gib: float = Field(gt=0)
     gpus: int = Field(1, ge=1, le=64)
     engine_init_s: float = Field(20.0, ge=0, description="Engine init beyond the weights load.")
     port: int = Field(8000, ge=1, le=65535)
+    copies: int = Field(1, ge=1, le=10_000)
+
+    def expanded(self) -> list["Model"]:
+        """This entry as single models (itself when ``copies`` is 1)."""
+        if self.copies == 1:
+            return [self]
+        width = len(str(self.copies - 1))
+        return [
+            self.model_copy(update={"name": f"{self.name}-{k:0{width}d}", "copies": 1})
+            for k in range(self.copies)
+        ]
 
 
 class Launchers(_Section):
@@ -76,25 +72,6 @@ class PolicySection(_Section):
     eviction: Literal["lru", "oldest", "cost"] = "lru"
     sleeping_gib_per_gpu_max: float | None = Field(None, ge=0)
     ready_timeout: Duration = 600.0
-
-
-class Demand(_Section):
-    """Requests for one model over time; each replica holds its GPUs for ``hold``."""
-
-    model: str
-    pattern: Literal["poisson", "diurnal", "bursty", "steps", "trace"] = "poisson"
-    rate_per_h: float = Field(10.0, ge=0)
-    hold: Duration = 600.0
-    start: Duration = 0.0
-    file: str | None = None
-    peak_rate_per_h: float | None = Field(None, ge=0)
-    trough_rate_per_h: float | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _trace_needs_file(self) -> "Demand":
-        if self.pattern == "trace" and not self.file:
-            raise ValueError("pattern 'trace' needs 'file' (a CSV with columns t_s,replicas)")
-        return self
 
 
 FaultKind = Literal[
@@ -168,6 +145,8 @@ class Scenario(_Section):
 
     version: Literal[1] = 1
     name: str = Field(min_length=1)
+    description: str = ""
+    """What the scenario shows; printed at the top of its reports."""
     seed: int = 7
     duration: Duration
     cluster: Cluster
@@ -179,13 +158,39 @@ class Scenario(_Section):
     faults: list[Fault] = Field(default_factory=list)
     slo: Slo = Slo()
 
+    @field_validator("models")
+    @classmethod
+    def _expand_copies(cls, models: list[Model]) -> list[Model]:
+        """Models with ``copies`` become single models; names must then be unique."""
+        expanded = [single for m in models for single in m.expanded()]
+        seen: set[str] = set()
+        for m in expanded:
+            if m.name in seen:
+                raise ValueError(f"two models are named {m.name!r}")
+            seen.add(m.name)
+        return expanded
+
     @model_validator(mode="after")
     def _demand_names_known_models(self) -> "Scenario":
-        known = {m.name for m in self.models}
+        """Check every model a demand names; expand the glob patterns of mixes into names."""
+        names = [m.name for m in self.models]
+        resolved: list[Demand] = []
         for i, d in enumerate(self.demand):
-            if d.model not in known:
+            if d.model is not None and d.model not in names:
                 raise ValueError(f"demand[{i}].model: unknown model {d.model!r}")
-        return self
+            if d.models is None:
+                resolved.append(d)
+                continue
+            mix: list[str] = []
+            for j, pattern in enumerate(d.models):
+                matches = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+                if not matches:
+                    raise ValueError(f"demand[{i}].models[{j}]: no model matches {pattern!r}")
+                mix.extend(n for n in matches if n not in mix)
+            resolved.append(d if mix == d.models else d.model_copy(update={"models": mix}))
+        if resolved == self.demand:
+            return self
+        return self.model_copy(update={"demand": resolved})
 
     @model_validator(mode="after")
     def _models_fit_some_pool(self) -> "Scenario":
