@@ -40,18 +40,13 @@ def retire(
     )
     if not keepable or snapshot.node is None:
         return _delete(provider, instance, "unbound, not kept")
+
     def is_it(provider_name: str, other: Instance) -> bool:
         return provider_name == provider.name and other.instance_id == instance.instance_id
 
     others = [s for s in sleepers_on(snapshot.providers) if not is_it(s.provider, s.instance)]
     newcomer = Sleeper(provider.name, asleep(instance, now_s))
-    awake = [
-        i
-        for p in snapshot.providers
-        if not p.deleting
-        for i in awake_instances((p,))
-        if not is_it(p.name, i)
-    ]
+    awake = [i for p in snapshot.providers for i in awake_instances((p,)) if not is_it(p.name, i)]
     victims = victims_to_fit(
         node=snapshot.node,
         sleepers=[*others, newcomer],

@@ -25,15 +25,9 @@ def uses_gpus(provider: Provider, gpu_uuids: Collection[str], *, awake_only: boo
     )
 
 
-def awake_instances(providers: Sequence[Provider], *, excluding: str = "") -> list[Instance]:
+def awake_instances(providers: Sequence[Provider]) -> list[Instance]:
     """Instances loading or serving, on providers not being deleted."""
-    return [
-        i
-        for p in providers
-        if p.name != excluding and not p.deleting
-        for i in p.instances
-        if i.state in _RUNNING
-    ]
+    return [i for p in providers if not p.deleting for i in p.instances if i.state in _RUNNING]
 
 
 def asleep(instance: Instance, now_s: float) -> Instance:
