@@ -1,6 +1,6 @@
 """Self-contained HTML reports: tables and embedded PNG plots, readable without explanation."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +9,7 @@ import jinja2
 
 from fma.bench import plots
 from fma.bench.summary import PATHS
-from fma.bench.timeline import gpu_states, hit_rates, waiting_requesters
+from fma.bench.timeline import actuation_counts, gpu_states, waiting_requesters
 
 Event = dict[str, Any]
 
@@ -42,20 +42,12 @@ def render(title: str, subtitle: str, sections: Sequence[Section]) -> str:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     lat = summary["actuation_latency_s"]
+    counts = {**summary["actuations"], "all": summary["actuations"]["total"]}
     rows = [
-        [path, summary["actuations"][path], lat[path]["p50"], lat[path]["p95"], lat[path]["max"]]
-        for path in PATHS
+        [path, counts[path], lat[path]["p50"], lat[path]["p95"], lat[path]["p99"], lat[path]["max"]]
+        for path in (*PATHS, "all")
     ]
-    rows.append(
-        [
-            "all",
-            summary["actuations"]["total"],
-            lat["all"]["p50"],
-            lat["all"]["p95"],
-            lat["all"]["max"],
-        ]
-    )
-    return Table(["path", "actuations", "p50 (s)", "p95 (s)", "max (s)"], rows)
+    return Table(["path", "actuations", "p50 (s)", "p95 (s)", "p99 (s)", "max (s)"], rows)
 
 
 def slo_section(summary: dict[str, Any]) -> Section:
@@ -92,63 +84,101 @@ def invariant_section(summary: dict[str, Any]) -> Section:
     )
 
 
-def run_report(summary: dict[str, Any], events: Sequence[Event], gpu_count: int) -> str:
-    """The report of one run: summary, latency CDF, hit rates, GPU states, waiting, invariants."""
+def overview_table(summary: dict[str, Any]) -> Table:
+    wait = summary.get("wait_s", {})
+    hours = summary.get("gpu_hours", {})
+    rows: list[list[Any]] = [
+        ["actuations", summary["actuations"]["total"]],
+        ["hot hit rate (woke a sleeper)", summary["hot_hit_rate"]],
+        ["warm hit rate (existing launcher)", summary["warm_hit_rate"]],
+        ["cold-with-new-launcher rate", summary["cold_launcher_rate"]],
+        ["p50 / p95 actuation (s)", _pair(summary["actuation_latency_s"]["all"])],
+        ["p50 / p95 wait, created to ready (s)", _pair(wait) if wait else "n/a"],
+        ["unserved at end", summary["unserved"]],
+        ["GPU utilization (held by requesters)", summary["gpu_utilization"]],
+    ]
+    if hours:
+        rows.append(["GPU-hours held / loading / sleeping", _hours_text(hours)])
+    rows += [
+        ["invariant violations", len(summary["invariant_violations"])],
+        ["events", summary["events"]],
+        ["simulated time (h)", round(float(summary["sim_time_s"]) / 3600.0, 2)],
+        ["wall time (s)", summary["wall_s"]],
+    ]
+    return Table(["measure", "value"], rows)
+
+
+def _pair(stats: dict[str, Any]) -> str:
+    return f"{stats['p50']:g} / {stats['p95']:g}"
+
+
+def _hours_text(hours: dict[str, float]) -> str:
+    return f"{hours['held']:g} / {hours['loading']:g} / {hours['sleeping']:g}"
+
+
+def run_report(
+    summary: dict[str, Any],
+    events: Sequence[Event],
+    gpu_count: int,
+    *,
+    description: str = "",
+    gpus_by_node: Mapping[str, int] | None = None,
+) -> str:
+    """The report of one run: summary, SLO, latency CDF per path, hit rates, GPU states,
+    unserved requesters over time and invariants. Deterministic for equal inputs."""
     end_s = float(summary["sim_time_s"])
     latencies = {
         p: [e["latency_s"] for e in events if e["kind"] == "actuation" and e["path"] == p]
         for p in PATHS
     }
-    overview = Table(
-        ["measure", "value"],
-        [
-            ["actuations", summary["actuations"]["total"]],
-            ["hot hit rate", summary["hot_hit_rate"]],
-            ["warm hit rate", summary["warm_hit_rate"]],
-            ["cold-with-launcher rate", summary["cold_launcher_rate"]],
-            ["p95 actuation (s)", summary["actuation_latency_s"]["all"]["p95"]],
-            ["unserved at end", summary["unserved"]],
-            ["GPU utilization", summary["gpu_utilization"]],
-            ["events", summary["events"]],
-            ["simulated time (h)", round(end_s / 3600.0, 2)],
-            ["wall time (s)", summary["wall_s"]],
-        ],
-    )
+    slo_p95 = summary["slo"]["targets"].get("p95_actuation_s", {}).get("target")
     sections = [
-        Section("Summary", table=overview),
+        Section("Summary", text=description, table=overview_table(summary)),
         slo_section(summary),
         Section(
             "Actuation latency",
-            text="From the requester container start to its first readiness relay, per path.",
+            text=(
+                "From the requester's container start to the first readiness relay. Hot: a "
+                "sleeping instance was woken. Warm: an existing launcher started an instance. "
+                "Cold with a new launcher: a launcher Pod had to start first. Cold: a server "
+                "started from scratch."
+            ),
             table=summary_table(summary),
-            images=[plots.latency_cdf(latencies, "Actuation latency CDF by path")],
+            images=[plots.latency_cdf(latencies, "Actuation latency CDF, by path", slo_s=slo_p95)],
         ),
         Section(
             "Hit rates over time",
-            text="Share of actuations served by each path, per time bucket.",
+            text="Actuations per time bucket by path (bars), and the share that were hot (line).",
             images=[
-                plots.step_lines(
-                    hit_rates(events, end_s),
-                    "Actuation paths over time",
-                    "share of actuations",
-                    fraction=True,
+                plots.actuation_bars(
+                    actuation_counts(events, end_s), end_s, "Actuations and hot hit rate over time"
                 )
             ],
         ),
         Section(
             "GPU state over time",
             text=(
-                "Awake: an instance loading or serving. Sleeping: only level-1 sleepers. "
-                "Idle: neither."
+                "Serving: an awake instance. Loading: an instance starting or waking (GPU paid "
+                "for, nobody served). Sleeping: only level-1 sleepers (free for other work). "
+                "Idle: none of these."
             ),
-            images=[plots.gpu_state_area(gpu_states(events, gpu_count, end_s), "GPU states")],
+            images=[
+                plots.gpu_state_area(
+                    gpu_states(events, gpu_count, end_s, gpus_by_node),
+                    end_s,
+                    f"What the {gpu_count} GPUs are doing",
+                )
+            ],
         ),
         Section(
             "Unserved requesters over time",
-            text="Requesters created and not yet ready: demand waiting for GPUs or for actuation.",
+            text=(
+                "Requesters wanted and not ready. For GPUs: not scheduled yet, the cluster is "
+                "full. Actuating: scheduled, waiting for their server."
+            ),
             images=[
-                plots.step_lines(
-                    waiting_requesters(events, end_s), "Waiting requesters", "requesters"
+                plots.stacked_steps(
+                    waiting_requesters(events, end_s), end_s, "Unserved requesters", "requesters"
                 )
             ],
         ),

@@ -3,7 +3,9 @@
 Keys are a stable interface (more may be added, none renamed): ``scenario``, ``seed``,
 ``sim_time_s``, ``wall_s``, ``events``, ``actuations``, ``hot_hit_rate``, ``warm_hit_rate``,
 ``cold_launcher_rate``, ``actuation_latency_s``, ``unserved``, ``gpu_utilization``,
-``invariant_violations`` and ``slo``.
+``invariant_violations`` and ``slo``. Added since: ``gpu_hours`` (``held``, ``serving``,
+``loading``, ``sleeping``; see :mod:`fma.bench.usage`) and ``wait_s`` (creation to readiness,
+per requester, with the same statistics as a latency).
 """
 
 import math
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fma.bench.invariants import check_all
+from fma.bench.usage import gpu_hours, waits_s
 from fma.core.model import ActuationPath
 
 Event = dict[str, Any]
@@ -108,6 +111,8 @@ def summarize(
         },
         "unserved": unserved,
         "gpu_utilization": gpu_utilization(events, gpu_count, sim_time_s),
+        "gpu_hours": gpu_hours(events, gpu_count, sim_time_s),
+        "wait_s": latency_stats(waits_s(events, sim_time_s)),
         "invariant_violations": check_all(list(events)),
     }
     summary["slo"] = slo_report(summary, slo)

@@ -1,12 +1,18 @@
 """Time series derived from an event trace, for reports: pure replays, no plotting here."""
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 Event = dict[str, Any]
 
-_AWAKE = {"instance_starting", "instance_awake", "instance_waking"}
+PATH_NAMES = ("hot", "warm", "cold_launcher", "cold")
+GPU_STATES = ("serving", "loading", "sleeping", "idle", "lost")
+"""Serving: an awake instance. Loading: an instance starting or waking. Sleeping: only
+level-1 sleepers on it. Idle: none of these. Lost: its node is gone."""
+
+_LOADING = {"instance_starting", "instance_waking"}
 
 
 @dataclass(frozen=True)
@@ -16,75 +22,160 @@ class Series:
     t: list[float]
     values: dict[str, list[float]]
 
+    def at(self, times: Sequence[float]) -> "Series":
+        """The series sampled at ``times`` (the value in force at each time)."""
+        picks = [max(0, bisect.bisect_right(self.t, x) - 1) for x in times]
+        return Series(list(times), {k: [v[i] for i in picks] for k, v in self.values.items()})
 
-def gpu_states(events: Sequence[Event], gpu_count: int, end_s: float) -> Series:
-    """GPUs awake (serving or loading), sleeping (holding only sleepers) and idle over time."""
-    state: dict[str, dict[str, str]] = {}  # gpu -> instance key -> "awake" | "sleeping"
+    def bucket_means(self, end_s: float, buckets: int) -> "Series":
+        """Time averages over ``buckets`` equal spans of [0, end_s); ``t`` holds the midpoints.
+
+        Unlike sampling, averaging keeps short spikes visible in proportion to their length.
+        """
+        width = end_s / buckets
+        ts = [*self.t, end_s]
+        out: dict[str, list[float]] = {k: [0.0] * buckets for k in self.values}
+        for k in range(len(self.t)):
+            lo, hi = max(ts[k], 0.0), min(ts[k + 1], end_s)
+            first = int(lo / width) if width > 0 else 0
+            b = first
+            while b < buckets and b * width < hi:
+                overlap = min(hi, (b + 1) * width) - max(lo, b * width)
+                if overlap > 0:
+                    for key, values in self.values.items():
+                        out[key][b] += values[k] * overlap / width
+                b += 1
+        return Series([width * (b + 0.5) for b in range(buckets)], out)
+
+    def integral(self, key: str, end_s: float) -> float:
+        """The area under ``values[key]`` from the first time to ``end_s`` (value x seconds)."""
+        ts = [*self.t, end_s]
+        return sum(
+            v * max(0.0, min(ts[k + 1], end_s) - ts[k]) for k, v in enumerate(self.values[key])
+        )
+
+
+def _gpu_state(instances: dict[str, str]) -> str:
+    states = set(instances.values())
+    for state in ("serving", "loading", "sleeping"):
+        if state in states:
+            return state
+    return "idle"
+
+
+def gpu_states(
+    events: Sequence[Event],
+    gpu_count: int,
+    end_s: float,
+    gpus_by_node: Mapping[str, int] | None = None,
+) -> Series:
+    """How many GPUs are serving, loading, sleeping, idle and lost over time.
+
+    A GPU counts as loading while an instance on it starts or wakes, as sleeping when it holds
+    only sleepers. With ``gpus_by_node``, a node's GPUs count as lost from its ``node_lost``.
+    """
+    instances: dict[str, dict[str, str]] = {}  # gpu -> instance key -> state
+    lost_nodes: set[str] = set()
     t: list[float] = []
-    out: dict[str, list[float]] = {"awake": [], "sleeping": [], "idle": []}
+    out: dict[str, list[float]] = {k: [] for k in GPU_STATES}
+    sizes = gpus_by_node or {}
 
     def sample(now: float) -> None:
-        awake = sum(1 for inst in state.values() if "awake" in inst.values())
-        sleeping = sum(1 for inst in state.values() if inst and "awake" not in inst.values())
+        counts = dict.fromkeys(GPU_STATES, 0)
+        for held in instances.values():
+            counts[_gpu_state(held)] += 1
+        counts["lost"] = sum(sizes.get(n, 0) for n in lost_nodes)
+        counts["idle"] = max(
+            0,
+            gpu_count - counts["serving"] - counts["loading"] - counts["sleeping"] - counts["lost"],
+        )
         if t and t[-1] == now:
+            t.pop()
             for series in out.values():
                 series.pop()
-            t.pop()
         t.append(now)
-        out["awake"].append(awake)
-        out["sleeping"].append(sleeping)
-        out["idle"].append(gpu_count - awake - sleeping)
+        for key in GPU_STATES:
+            out[key].append(counts[key])
 
     sample(0.0)
     for e in events:
         kind = e["kind"]
-        if not kind.startswith("instance_"):
+        if kind == "node_lost":
+            lost_nodes.add(e["node"])
+        elif kind.startswith("instance_") and "gpus" in e:
+            key = f"{e['provider']}/{e['instance']}"
+            for gpu in e["gpus"]:
+                held = instances.setdefault(gpu, {})
+                if kind in _LOADING:
+                    held[key] = "loading"
+                elif kind == "instance_awake":
+                    held[key] = "serving"
+                elif kind == "instance_sleeping":
+                    held[key] = "sleeping"
+                else:
+                    held.pop(key, None)
+        else:
             continue
-        key = f"{e['provider']}/{e['instance']}"
-        for gpu in e["gpus"]:
-            instances = state.setdefault(gpu, {})
-            if kind in _AWAKE:
-                instances[key] = "awake"
-            elif kind == "instance_sleeping":
-                instances[key] = "sleeping"
-            else:
-                instances.pop(key, None)
         sample(e["t"])
     sample(end_s)
     return Series(t, out)
 
 
 def waiting_requesters(events: Sequence[Event], end_s: float) -> Series:
-    """Requesters created and not (yet) ready, over time: demand not met at that moment."""
-    waiting: set[str] = set()
+    """Requesters wanted and not ready, over time: demand not met at that moment.
+
+    ``for GPUs``: created, not yet scheduled (the cluster is full). ``actuating``: scheduled,
+    waiting for its server to become ready.
+    """
+    pending: set[str] = set()
+    actuating: set[str] = set()
     t: list[float] = [0.0]
-    counts: list[float] = [0.0]
+    out: dict[str, list[float]] = {"for GPUs": [0.0], "actuating": [0.0]}
     for e in events:
         kind = e["kind"]
+        uid = str(e.get("requester"))
         if kind == "requester_created":
-            waiting.add(e["requester"])
+            pending.add(uid)
+        elif kind == "requester_scheduled":
+            pending.discard(uid)
+            actuating.add(uid)
         elif kind in ("ready", "requester_deleted", "requester_deleting"):
-            waiting.discard(e["requester"])
+            pending.discard(uid)
+            actuating.discard(uid)
         else:
             continue
+        if t[-1] == e["t"]:
+            t.pop()
+            out["for GPUs"].pop()
+            out["actuating"].pop()
         t.append(e["t"])
-        counts.append(float(len(waiting)))
+        out["for GPUs"].append(float(len(pending)))
+        out["actuating"].append(float(len(actuating)))
     t.append(end_s)
-    counts.append(float(len(waiting)))
-    return Series(t, {"waiting": counts})
+    out["for GPUs"].append(float(len(pending)))
+    out["actuating"].append(float(len(actuating)))
+    return Series(t, out)
+
+
+def actuation_counts(events: Sequence[Event], end_s: float, buckets: int = 24) -> Series:
+    """Actuations per path in equal time buckets (``t`` holds the bucket starts)."""
+    width = end_s / buckets if end_s > 0 else 1.0
+    counts = {p: [0.0] * buckets for p in PATH_NAMES}
+    for e in events:
+        if e["kind"] == "actuation":
+            counts[e["path"]][min(int(e["t"] / width), buckets - 1)] += 1
+    return Series([width * k for k in range(buckets)], counts)
 
 
 def hit_rates(events: Sequence[Event], end_s: float, buckets: int = 24) -> Series:
-    """Share of actuations per path in equal time buckets (NaN-free: empty buckets give 0)."""
-    width = end_s / buckets if end_s > 0 else 1.0
-    counts = [dict.fromkeys(("hot", "warm", "cold_launcher", "cold"), 0) for _ in range(buckets)]
-    for e in events:
-        if e["kind"] == "actuation":
-            counts[min(int(e["t"] / width), buckets - 1)][e["path"]] += 1
-    t = [width * (k + 0.5) for k in range(buckets)]
-    values: dict[str, list[float]] = {p: [] for p in ("hot", "warm", "cold_launcher", "cold")}
-    for bucket in counts:
-        total = sum(bucket.values())
-        for path, n in bucket.items():
-            values[path].append(n / total if total else 0.0)
-    return Series(t, values)
+    """Share of actuations per path in equal time buckets (empty buckets give 0)."""
+    counts = actuation_counts(events, end_s, buckets)
+    totals = [sum(v[k] for v in counts.values.values()) for k in range(buckets)]
+    t = [x + (end_s / buckets) / 2 for x in counts.t]
+    return Series(
+        t,
+        {
+            p: [n / total if total else 0.0 for n, total in zip(v, totals, strict=True)]
+            for p, v in counts.values.items()
+        },
+    )
