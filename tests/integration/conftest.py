@@ -79,7 +79,10 @@ def api(testcluster: LocalCluster) -> Iterator[Any]:
 
 @pytest.fixture
 def namespace(testcluster: LocalCluster, api: Any) -> Iterator[str]:
-    """A fresh namespace whose ``default`` ServiceAccount exists; deleted after the test."""
+    """A fresh namespace whose ``default`` ServiceAccount exists; deleted after the test.
+
+    Its pods are gone when the next test starts, so each test has every GPU of the cluster.
+    """
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
@@ -100,4 +103,21 @@ def namespace(testcluster: LocalCluster, api: Any) -> Iterator[str]:
     try:
         yield name
     finally:
+        # Namespace deletion finishes seconds later; remove the workloads now and wait for
+        # their pods, so the next test finds every GPU free again.
+        apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+        apps.delete_collection_namespaced_deployment(name)
+        apps.delete_collection_namespaced_replica_set(name)
+        apps.delete_collection_namespaced_stateful_set(name)
+        apps.delete_collection_namespaced_daemon_set(name)
+        batch.delete_collection_namespaced_job(name, propagation_policy="Background")
+
+        def no_pods() -> bool:
+            if not core.list_namespaced_pod(name).items:
+                return True
+            # Again each round: a controller may have made one more before it was deleted.
+            core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+            return False
+
+        wait_until(no_pods, timeout=30, what=f"the pods of namespace {name} to be gone")
         core.delete_namespace(name)
