@@ -180,6 +180,40 @@ def sim_compare(
     typer.echo(f"wrote {out / 'compare.json'}, {out / 'report.html'}", err=True)
 
 
+@sim_app.command("calibrate")
+def sim_calibrate(
+    traces: Annotated[
+        list[Path], typer.Argument(help="events.jsonl from the operator or a simulation.")
+    ],
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Scenario whose latencies are the base (and to write calibrated)."),
+    ] = None,
+    write: Annotated[
+        Path | None, typer.Option(help="Write the scenario, calibrated, to this YAML file.")
+    ] = None,
+) -> None:
+    """Fit a scenario's latency section to measured traces; print what was fitted as JSON."""
+    from fma.bench.calibrate import TraceError, calibrate, calibrated_scenario, read_trace
+
+    if write is not None and scenario is None:
+        fail("--write: needs --scenario (the scenario to calibrate)")
+    spec = _load(scenario) if scenario is not None else None
+    try:
+        events = [read_trace(path) for path in traces]
+    except TraceError as error:
+        fail(str(error))
+    try:
+        fitted = calibrate(events, scenario=spec)
+    except (KeyError, TypeError) as error:
+        fail(f"an event lacks a field the fit needs: {error}")
+    if write is not None and spec is not None:
+        data = calibrated_scenario(spec, fitted).model_dump(mode="json", exclude_defaults=True)
+        write.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        typer.echo(f"wrote {write}", err=True)
+    typer.echo(json.dumps(fitted, indent=2))
+
+
 @app.command("plan")
 def plan_command(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML, version 1).")],
