@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from fma.launcher.errors import InvalidOptions
 
 ENGINE_NAMES: Final = ("vllm", "stub")
+_VLLM_ENGINE_CLIENT_MODULE: Final = "vllm.v1.engine.async_llm"
 _ERROR_CHARS_MAX: Final = 2000
 
 
@@ -136,8 +137,11 @@ class VllmEngine:
 
     def preload(self) -> None:
         self._loaded()
-        # uvloop is what vLLM's own entry point runs the server under.
+        # uvloop is what vLLM's own entry point runs the server under; the engine client is
+        # what vLLM itself preloads into its fork server. Both are imported by every instance.
         importlib.import_module("uvloop")
+        with contextlib.suppress(ImportError):
+            importlib.import_module(_VLLM_ENGINE_CLIENT_MODULE)
 
     def validate(self, options: Sequence[str]) -> None:
         _parse_or_raise(lambda: self._parse(options))
