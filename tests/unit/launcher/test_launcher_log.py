@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fma.launcher import logrange
 from fma.launcher.api import INSTANCES_PATH, LOG_CHUNK_BYTES_MAX
@@ -134,3 +136,26 @@ def test_select_pages_through_a_log_in_chunks() -> None:
         spans.append((span.start, span.end))
         start = span.end + 1
     assert spans == [(0, 3), (4, 7), (8, 9)]
+
+
+@given(
+    size=st.integers(0, 5000),
+    first=st.one_of(st.none(), st.integers(0, 6000)),
+    last=st.one_of(st.none(), st.integers(0, 6000)),
+    chunk=st.integers(1, 700),
+)
+def test_any_answered_range_lies_inside_the_log_and_the_chunk(
+    size: int, first: int | None, last: int | None, chunk: int
+) -> None:
+    header = f"bytes={'' if first is None else first}-{'' if last is None else last}"
+    try:
+        span = logrange.select(header, size=size, chunk_bytes_max=chunk)
+    except (logrange.BadRange, logrange.UnsatisfiableRange):
+        return
+    assert span is not None
+    assert 0 <= span.start <= span.end < size
+    assert span.length <= chunk
+    if first is not None:
+        assert span.start == first
+    elif last is not None:
+        assert span.start == max(0, size - last)

@@ -1,6 +1,8 @@
 """The instance table as a state machine: transitions, revisions and watch positions."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fma.launcher.api import EventType, InstanceStatus, VllmConfig
 from fma.launcher.errors import (
@@ -114,3 +116,34 @@ def test_on_change_is_called_after_each_transition() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
         InstanceManager(instance_count_max=0)
+
+
+OPERATIONS = st.lists(
+    st.tuples(st.sampled_from(["add", "stop", "remove"]), st.sampled_from(["a", "b", "c"])),
+    max_size=40,
+)
+
+
+@given(operations=OPERATIONS, buffer=st.integers(1, 12), since=st.integers(0, 60))
+def test_a_resumed_watch_sees_exactly_the_events_after_its_position(
+    operations: list[tuple[str, str]], buffer: int, since: int
+) -> None:
+    table = manager(event_buffer_max=buffer)
+    history = []  # every event ever recorded, the ground truth
+    for operation, instance_id in operations:
+        before = table.revision
+        if operation == "add" and instance_id not in {s.instance_id for s in table.instances()}:
+            table.add(instance_id, CONFIG, env_vars=None, pid=1)
+        elif operation == "stop":
+            table.mark_stopped(instance_id, 0)
+        elif operation == "remove" and instance_id in {s.instance_id for s in table.instances()}:
+            table.remove(instance_id)
+        if table.revision != before:
+            assert table.revision == before + 1
+            history.append(table.events_since(before)[0])
+    try:
+        replayed = table.events_since(since)
+    except RevisionGone:
+        assert since > table.revision or since < table.revision - buffer
+        return
+    assert replayed == history[since:]
