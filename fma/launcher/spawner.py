@@ -185,6 +185,8 @@ def _child_main(spec: LaunchSpec, engine: Engine, log_fd: int, parent_pid: int) 
         os.environ.update(spec.env)
         exit_code = engine.serve(spec.options)
     except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)  # what the interpreter would print on exit
         exit_code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:
         traceback.print_exc()

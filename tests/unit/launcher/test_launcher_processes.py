@@ -314,3 +314,22 @@ def test_no_instance_outlives_the_launcher_process(tmp_path: Path, stop_signal: 
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_engine_that_fails_to_start_is_stopped_with_its_reason_in_the_log(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with launcher(tmp_path) as service:
+            stream = service.open_watch(since=0)
+            config = VllmConfig(
+                options=["--port", str(free_port())], env_vars={"FMA_STUB_WAKE_S": "soon"}
+            )
+            service.create("f1", config)
+            assert (await next_event(stream)).type is EventType.CREATED
+            stopped = await next_event(stream)
+            assert (stopped.type, stopped.object.exit_code) == (EventType.STOPPED, 1)
+            assert "FMA_STUB_WAKE_S" in service.log_path("f1").read_text()
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
