@@ -9,7 +9,7 @@ import jinja2
 
 from fma.bench import plots
 from fma.bench.summary import PATHS
-from fma.bench.timeline import actuation_counts, gpu_states, waiting_requesters
+from fma.bench.timeline import Series, actuation_counts, gpu_states, waiting_requesters
 
 Event = dict[str, Any]
 
@@ -82,6 +82,17 @@ def invariant_section(summary: dict[str, Any]) -> Section:
         status=False,
         status_text=f"{len(violations)} invariant violation(s).",
     )
+
+
+WAITING_BUCKETS = 144
+"""Spans the unserved-requester plot averages over: single waits are seconds long and would
+draw as hairlines; averages show how much demand waited, and when."""
+
+
+def _averaged(series: Series, end_s: float) -> Series:
+    means = series.bucket_means(end_s, WAITING_BUCKETS)
+    half = end_s / WAITING_BUCKETS / 2
+    return Series([t - half for t in means.t], means.values)
 
 
 def overview_table(summary: dict[str, Any]) -> Table:
@@ -178,7 +189,10 @@ def run_report(
             ),
             images=[
                 plots.stacked_steps(
-                    waiting_requesters(events, end_s), end_s, "Unserved requesters", "requesters"
+                    _averaged(waiting_requesters(events, end_s), end_s),
+                    end_s,
+                    "Unserved requesters (averaged over short spans)",
+                    "requesters",
                 )
             ],
         ),

@@ -72,13 +72,15 @@ def gpu_states(
     """How many GPUs are serving, loading, sleeping, idle and lost over time.
 
     A GPU counts as loading while an instance on it starts or wakes, as sleeping when it holds
-    only sleepers. With ``gpus_by_node``, a node's GPUs count as lost from its ``node_lost``.
+    only sleepers. A node's GPUs count as lost from its ``node_lost`` to its ``node_restored``;
+    the size of a node comes from ``gpus_by_node`` or from its ``node_added`` event.
     """
     instances: dict[str, dict[str, str]] = {}  # gpu -> instance key -> state
     lost_nodes: set[str] = set()
     t: list[float] = []
     out: dict[str, list[float]] = {k: [] for k in GPU_STATES}
-    sizes = gpus_by_node or {}
+    sizes = dict(gpus_by_node or {})
+    node_gpus: dict[str, list[str]] = {}
 
     def sample(now: float) -> None:
         counts = dict.fromkeys(GPU_STATES, 0)
@@ -100,8 +102,16 @@ def gpu_states(
     sample(0.0)
     for e in events:
         kind = e["kind"]
+        if kind == "node_added":
+            node_gpus[e["node"]] = list(e.get("gpus", ()))
+            sizes.setdefault(e["node"], len(node_gpus[e["node"]]))
+            continue
         if kind == "node_lost":
             lost_nodes.add(e["node"])
+            for gpu in node_gpus.get(e["node"], ()):
+                instances.pop(gpu, None)  # its Pods were force-deleted with it
+        elif kind == "node_restored":
+            lost_nodes.discard(e["node"])
         elif kind.startswith("instance_") and "gpus" in e:
             key = f"{e['provider']}/{e['instance']}"
             for gpu in e["gpus"]:

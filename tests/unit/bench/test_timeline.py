@@ -70,3 +70,17 @@ def test_actuation_counts_per_bucket_and_path() -> None:
     assert counts.values["hot"] == [1, 1]
     assert counts.values["cold"] == [1, 0]
     assert counts.values["warm"] == [0, 1]
+
+
+def test_lost_node_sizes_from_the_inventory_and_comes_back() -> None:
+    events = [
+        {"t": 0.0, "kind": "node_added", "node": "n1", "gpus": ["g0", "g1"]},
+        {"t": 0.0, "kind": "node_added", "node": "n2", "gpus": ["g2", "g3"]},
+        inst(1.0, "instance_awake", "a", ["g0"]),
+        {"t": 10.0, "kind": "node_lost", "node": "n1"},
+        {"t": 20.0, "kind": "node_restored", "node": "n1"},
+    ]
+    at = gpu_states(events, 4, 30.0).at([5.0, 15.0, 25.0])
+    assert at.values["lost"] == [0, 2, 0]
+    assert at.values["serving"] == [1, 0, 0]  # the instance went with its node
+    assert at.values["idle"] == [3, 2, 4]
