@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job: a simulation scenario and its report.
+## The main job: a simulation scenario and its report, then the same scenario under the three
+## actuation policies side by side (the comparison's JSON is in $(OUT)/compare/compare.json).
 demo: install
 	$(BIN)/fma sim run sim/scenarios/demo.yaml --out $(OUT)/demo
-	@echo "report: $(OUT)/demo/report.html"
+	$(BIN)/fma sim compare sim/scenarios/demo.yaml --policy fma --policy direct-sleep \
+		--policy cold --out $(OUT)/compare > /dev/null
+	@echo "run report:        $(OUT)/demo/report.html"
+	@echo "comparison report: $(OUT)/compare/report.html"
 
 ## Every check: lint, types, import rules, unit, property, integration, e2e.
 test: lint types imports unit property integration e2e

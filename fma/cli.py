@@ -156,7 +156,14 @@ def sim_compare(
     progress: Progress = True,
 ) -> None:
     """Run a scenario's seeds under several policies; print the comparison JSON; write a report."""
-    from fma.bench.compare import ACTUATIONS, EVICTIONS, compare_result, tasks, variants
+    from fma.bench.compare import (
+        ACTUATIONS,
+        EVICTIONS,
+        compare_result,
+        compare_table,
+        tasks,
+        variants,
+    )
     from fma.bench.compare_report import compare_report
 
     spec = _load(scenario)
@@ -177,6 +184,7 @@ def sim_compare(
     (out / "compare.json").write_text(text + "\n", encoding="utf-8")
     (out / "report.html").write_text(compare_report(spec, result, digests), encoding="utf-8")
     typer.echo(text)
+    typer.echo(compare_table(result), err=True)
     typer.echo(f"wrote {out / 'compare.json'}, {out / 'report.html'}", err=True)
 
 

@@ -114,3 +114,17 @@ def compare_result(
         "slo": {k: v for k, v in scenario.slo.model_dump().items() if v is not None},
         "variants": [variant_result(v, by_label[v.label]) for v in columns],
     }
+
+
+def compare_table(result: dict[str, Any]) -> str:
+    """The comparison as a few lines of text, for a terminal."""
+    header = f"{'variant':<22}{'hot':>7}{'warm':>7}{'p50 s':>9}{'p95 s':>9}{'GPU-h held':>12}"
+    lines = [header]
+    for v in result["variants"]:
+        pooled = v["pooled"]
+        lat = pooled["actuation_latency_s"]
+        lines.append(
+            f"{v['label']:<22}{pooled['hot_rate']:>7.2f}{pooled['warm_rate']:>7.2f}"
+            f"{lat['p50']:>9.1f}{lat['p95']:>9.1f}{v['mean']['gpu_hours_held']:>12.1f}"
+        )
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # reports are written headless; no display is ever needed
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fma.bench.timeline import Series
 
@@ -280,6 +281,8 @@ def plan_curve(
     ax.axhline(target, color="black", linestyle=":", linewidth=1, label=f"target {target:g}")
     if chosen is not None:
         ax.axvline(chosen, color="#2ca02c", linestyle="--", label=f"chosen = {chosen:g}")
+    if all(float(x).is_integer() for x in values):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

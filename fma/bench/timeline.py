@@ -175,17 +175,3 @@ def actuation_counts(events: Sequence[Event], end_s: float, buckets: int = 24) -
         if e["kind"] == "actuation":
             counts[e["path"]][min(int(e["t"] / width), buckets - 1)] += 1
     return Series([width * k for k in range(buckets)], counts)
-
-
-def hit_rates(events: Sequence[Event], end_s: float, buckets: int = 24) -> Series:
-    """Share of actuations per path in equal time buckets (empty buckets give 0)."""
-    counts = actuation_counts(events, end_s, buckets)
-    totals = [sum(v[k] for v in counts.values.values()) for k in range(buckets)]
-    t = [x + (end_s / buckets) / 2 for x in counts.t]
-    return Series(
-        t,
-        {
-            p: [n / total if total else 0.0 for n, total in zip(v, totals, strict=True)]
-            for p, v in counts.values.items()
-        },
-    )

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from fma.api.durations import parse_duration_s
 from fma.api.loading import InputError, load_scenario
 from fma.api.scenario import Scenario
 
@@ -121,3 +122,10 @@ def test_bad_trace_row_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("t_s,replicas\n0,1\n60,2.5\n")
     message = error_of(tmp_path, "  - {model: m, pattern: trace, file: t.csv}\n")
     assert "demand[0].file:" in message and "line 3: replicas must be a whole number" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1h30m", 5400.0), ("7h15m", 26100.0), ("2d 6h", 194400.0)]
+)
+def test_compound_durations(text: str, seconds: float) -> None:
+    assert parse_duration_s(text) == seconds
