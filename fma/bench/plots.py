@@ -283,6 +283,10 @@ def plan_curve(
         ax.axvline(chosen, color="#2ca02c", linestyle="--", label=f"chosen = {chosen:g}")
     if all(float(x).is_integer() for x in values):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    seen = [y for seeds in per_seed for y in seeds] + [target]
+    if min(seen) > 0 and max(seen) / min(seen) > 100:
+        ax.set_yscale("log")  # a starved end of the range would flatten everything else
+        ylabel += " (log scale)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
