@@ -59,7 +59,11 @@ def _hours(t: Sequence[float]) -> list[float]:
 
 
 def _legend_below(
-    ax: Axes, handles: list[Any] | None = None, labels: list[str] | None = None
+    ax: Axes,
+    handles: list[Any] | None = None,
+    labels: list[str] | None = None,
+    *,
+    offset: float = -0.2,
 ) -> None:
     """A legend under the plot, where it never hides data."""
     if handles is None or labels is None:
@@ -69,7 +73,7 @@ def _legend_below(
             handles,
             labels,
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
+            bbox_to_anchor=(0.5, offset),
             ncol=min(len(labels), 3),
             fontsize=8,
             frameon=False,
@@ -245,9 +249,10 @@ def gpu_hours_bars(hours: Mapping[str, Mapping[str, float]], title: str) -> str:
     ax.grid(axis="y", alpha=0.3)
     ax.set_ylim(0, max([*bottom, *held, 1.0]) * 1.1)
     ax.set_title(title)
-    _legend_below(ax)
-    if len(labels) > 3:
+    rotated = len(labels) > 3
+    if rotated:
         ax.tick_params(axis="x", labelrotation=20)
+    _legend_below(ax, offset=-0.32 if rotated else -0.2)
     return to_data_uri(fig)
 
 
