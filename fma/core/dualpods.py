@@ -63,15 +63,17 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     live_uids = {r.uid for r in snapshot.requesters}
     for provider in snapshot.providers:
         if provider.bound and provider.bound_requester_uid not in live_uids:
-            plan += _unbind(provider, snapshot, now_s=now_s, policy=policy)
+            plan = _one_sleep_at_a_time(
+                plan, _unbind(provider, snapshot, now_s=now_s, policy=policy)
+            )
             claimed.add(provider.name)
     for requester in sorted(snapshot.requesters, key=lambda r: (r.started_s or 0.0, r.uid)):
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
-        plan += step
+        plan = _one_sleep_at_a_time(plan, step)
     tidy = housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
     claimed.update(_providers_touched(tidy.actions))
-    plan += tidy
+    plan = _one_sleep_at_a_time(plan, tidy)
     placed = {
         a.requester_uid
         for a in plan.actions
@@ -81,6 +83,22 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         snapshot, claimed=claimed, placed=placed, now_s=now_s, policy=policy
     )
     return plan
+
+
+def _one_sleep_at_a_time(plan: Plan, step: Plan) -> Plan:
+    """Add ``step``, unless it puts an instance to sleep and ``plan`` already does.
+
+    Each sleep is admitted against the sleepers the snapshot shows; two admitted in one plan
+    would not see each other and could overrun the budget together. The later one waits for
+    the next pass, which sees the first on its way to sleep.
+    """
+    if _sleeps(step) and _sleeps(plan):
+        return plan + Plan(requeue_after_s=0.0)
+    return plan + step
+
+
+def _sleeps(plan: Plan) -> bool:
+    return any(isinstance(a, SleepInstance) for a in plan.actions)
 
 
 def plan_requester(
@@ -173,6 +191,10 @@ def _missing_instance(
     if isinstance(target, str):
         return Plan((SetRequesterStatus(requester.uid, (target,)),))
     assert requester.gpu_uuids is not None
+    if target.instance_id != provider.bound_instance_id:
+        # The ISC changed between the bind and the instance's creation: the binding names an
+        # instance nobody wants any more. Release it; the next pass places the requester anew.
+        return Plan((Unbind(provider.name),), requeue_after_s=0.0)
     newcomer = Instance(
         target.instance_id,
         target.spec,

@@ -16,12 +16,16 @@ from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
 _RUNNING = (InstanceState.AWAKE, InstanceState.STARTING)
 
 
-def uses_gpus(provider: Provider, gpu_uuids: Collection[str], *, awake_only: bool) -> bool:
-    """Whether an instance of ``provider`` (an awake or starting one, if asked) is on the GPUs."""
+def gpus_taken(newcomer: Instance, snapshot: NodeSnapshot, *, owner: str) -> bool:
+    """Whether another instance is loading or serving on the newcomer's GPUs — on any provider,
+    its own launcher included (only the newcomer itself, on ``owner``, does not count)."""
     return any(
-        not set(i.gpu_uuids).isdisjoint(gpu_uuids)
-        for i in provider.instances
-        if not awake_only or i.state in _RUNNING
+        i.state in _RUNNING
+        and not set(i.gpu_uuids).isdisjoint(newcomer.gpu_uuids)
+        and not (p.name == owner and i.instance_id == newcomer.instance_id)
+        for p in snapshot.providers
+        if not p.deleting
+        for i in p.instances
     )
 
 
@@ -69,12 +73,9 @@ def room_for(
     evictions are seen), or a plan with nothing but a requeue when even evicting cannot fit it.
     """
     assert snapshot.node is not None
-    if any(
-        uses_gpus(p, newcomer.gpu_uuids, awake_only=True)
-        for p in snapshot.providers
-        if p.name != owner and not p.deleting
-    ):
-        return Plan(requeue_after_s=policy.retry_delay_s)  # the previous tenant is still going
+    if gpus_taken(newcomer, snapshot, owner=owner):
+        # The previous tenant is still going to sleep — possibly in the same launcher.
+        return Plan(requeue_after_s=policy.retry_delay_s)
     sleepers = [
         s
         for s in sleepers_on(snapshot.providers)

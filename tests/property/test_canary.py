@@ -34,7 +34,7 @@ def test_core_that_ignores_a_still_awake_instance_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Broken: placement no longer waits for the previous instance to finish going to sleep."""
-    monkeypatch.setattr(room, "uses_gpus", lambda *args, **kwargs: False)
+    monkeypatch.setattr(room, "gpus_taken", lambda *args, **kwargs: False)
     violations = check_all(run_scenario(SLOW_SLEEP).trace.events)
     assert {v["invariant"] for v in violations} == {"gpu_exclusive_awake"}
 

@@ -124,7 +124,9 @@ class SimCluster:
             p.bound_requester_uid == uid for p in self.state.providers_on(requester.node)
         )
         if requester.node is None:
-            self.schedule_pending()  # drops it from the queue
+            # An unscheduled Pod goes at once, wherever it waits in the scheduling queue.
+            self._pending = [r for r in self._pending if r is not requester]
+            self._remove_requester(requester)
         elif not bound:
             self._remove_requester(requester)
         else:

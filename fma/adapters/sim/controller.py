@@ -11,8 +11,9 @@
   ``--num-workers=2``) take nodes in FIFO order.
 - **Reconcile.** After ``controller_reaction_s`` a worker runs *gather -> decide -> apply*:
   a snapshot of the node, :func:`fma.core.dualpods.plan_node` (the function the operator calls),
-  and the executor. The worker stays busy ``api_write_s`` per call made, plus any stall (a call
-  that hung until its timeout).
+  and the executor. Writes that changed something come back as a watch event on the node. The
+  worker stays busy ``api_write_s`` per call made, plus any stall (a call that hung until its
+  timeout).
 - **Retries.** A plan that failed part-way is retried with per-node exponential backoff:
   ``backoff_base_s`` doubling per consecutive failure, capped at ``backoff_max_s`` (client-go's
   default controller limiter: 5 ms doubling, capped at 20 s upstream); a success resets it. A
@@ -204,7 +205,12 @@ class SimController:
         plan = plan_node(snapshot, now_s=now_s, policy=self.policy)
         self.reconciles += 1
         # 3. apply
+        recorded = len(self.cluster.trace)
         outcomes = self.executor.apply(plan) if plan.actions else ()
+        if len(self.cluster.trace) > recorded and any(o.ok for o in outcomes):
+            # Our own writes come back as watch events; a no-op write (nothing recorded) does
+            # not, as an update that changes nothing makes no event.
+            self.notify(node)
         busy_s = len(outcomes) * self.latency.api_write_s + self.stall_s()
         if any(not o.ok for o in outcomes):
             failures = self._failures.get(node, 0) + 1
