@@ -1,37 +1,44 @@
-"""Properties of whole simulated runs over generated scenarios.
+"""Properties of whole simulated runs over generated scenarios, without and with faults.
 
-A failure prints the scenario (with its seed); replay it with
-``HYPOTHESIS_PROFILE=debug pytest tests/property -k <name>``, or save the printed scenario and run
-``fma sim run`` on it.
+Every run drains after its demand until the cluster is quiet, so the checkers judge safety
+throughout, liveness once faults are off, and leaks at the end. A failure prints the scenario's
+seed and a one-line replay command (:mod:`tests.property.replay`).
 """
 
-from hypothesis import given, note
+from hypothesis import given
 
-from fma.adapters.sim.runner import run_scenario
 from fma.api.scenario import Scenario
 from fma.bench.invariants import check_all
+from tests.property.replay import replay_note, run_drained
 from tests.property.strategies import fits, scenarios
 
-DRAIN_S = 30 * 86400.0
-"""Long enough for any generated queue to drain: the run ends early in events, not time."""
 
-
-def _replay_hint(scenario: Scenario) -> None:
-    note(f"replay: fma sim run <file> --seed {scenario.seed}\n{scenario.model_dump_json()}")
+def _quiet(events: list[dict[str, object]]) -> bool:
+    return any(e["kind"] == "quiescent" for e in events)
 
 
 @given(scenarios())
-def test_no_gpu_is_ever_held_by_two_awake_instances(scenario: Scenario) -> None:
-    _replay_hint(scenario)
-    result = run_scenario(scenario)
+def test_every_invariant_holds_without_faults(scenario: Scenario) -> None:
+    replay_note(scenario)
+    result = run_drained(scenario)
+    assert _quiet(result.trace.events)
     assert check_all(result.trace.events) == []
 
 
-@given(scenarios())
+@given(scenarios(faults=True))
+def test_every_invariant_holds_under_faults(scenario: Scenario) -> None:
+    """Safety while faults last; liveness after them; nothing leaked once quiet."""
+    replay_note(scenario)
+    result = run_drained(scenario)
+    assert _quiet(result.trace.events)
+    assert check_all(result.trace.events) == []
+
+
+@given(scenarios(faults=True))
 def test_every_requester_that_fits_becomes_ready(scenario: Scenario) -> None:
-    """Liveness: once demand stops, nothing that fits is left waiting."""
-    _replay_hint(scenario)
-    result = run_scenario(scenario, drain_s=DRAIN_S)
+    """Liveness, seen from the workload: once demand stops, nothing that fits is left waiting."""
+    replay_note(scenario)
+    result = run_drained(scenario)
     state = {e["requester"]: e for e in result.trace.events if e["kind"] == "requester_created"}
     waiting = [uid for uid in result.unserved if fits(scenario, state[uid]["model"])]
     assert waiting == []

@@ -70,13 +70,17 @@ class _Armed:
         return self.lo_s <= now_s < self.hi_s
 
 
-def faults_end_s(faults: Sequence[Fault], end_s: float) -> float:
-    """When the last fault's window (and the effect of its last occurrence) is over, capped at
-    ``end_s``; 0 without faults. Liveness is judged from then on."""
-    ends = [
-        min(f.until if f.until is not None else end_s, end_s) + (f.duration or 0.0) for f in faults
-    ]
-    return min(max(ends, default=0.0), end_s)
+def faults_end_s(faults: Sequence[Fault], end_s: float, *, restart_s: float) -> float:
+    """When every fault is over: the end of the last window plus how long one occurrence lasts
+    (a node away, a cordon, the controller down for ``restart_s`` unless set); 0 without
+    faults. Liveness is judged from then on."""
+    ends = []
+    for f in faults:
+        lasts_s = f.duration
+        if lasts_s is None:
+            lasts_s = restart_s if f.kind == "controller_restart" else 0.0
+        ends.append(min(f.until if f.until is not None else end_s, end_s) + lasts_s)
+    return max(ends, default=0.0)
 
 
 class FaultInjector:

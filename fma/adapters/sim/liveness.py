@@ -66,8 +66,9 @@ def liveness_bound_s(scenario: Scenario) -> float:
 
 
 def is_quiet(cluster: SimCluster, controller: SimController) -> bool:
-    """No requester, nothing queued in the controller, no engine starting, sleeping or waking."""
-    if cluster.state.requesters or not controller.idle:
+    """No requester, a running controller with nothing queued, no engine starting, sleeping or
+    waking."""
+    if cluster.state.requesters or not controller.up or not controller.idle:
         return False
     return not any(
         i.busy or i.state is InstanceState.STARTING
@@ -116,7 +117,6 @@ class Phases:
             self.env.run(until=end_s * step / steps)
             if progress is not None:
                 progress(float(self.env.now), total_s)
-        self.turn_faults_off()  # faults end with the demand at the latest
         if drain_s <= 0:
             return False
         quiet = self.env.event()
@@ -127,7 +127,7 @@ class Phases:
         return self.quiescent
 
     def _check_quiet(self, quiet: simpy.Event) -> None:
-        if is_quiet(self.cluster, self.controller):
+        if self.faults_off and is_quiet(self.cluster, self.controller):
             self.quiescent = True
             self.cluster.trace.record(float(self.env.now), "quiescent")
             quiet.succeed()
@@ -160,6 +160,10 @@ def start_phases(
         cluster,
         controller,
         injector,
-        faults_off_s=faults_end_s(scenario.faults, scenario.duration),
+        faults_off_s=faults_end_s(
+            scenario.faults,
+            scenario.duration,
+            restart_s=scenario.latency.controller_restart_s,
+        ),
         bound_s=liveness_bound_s(scenario),
     )
