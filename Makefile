@@ -45,6 +45,7 @@ imports: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
+## The property tier of `make test`: the derandomized ci profile, a few minutes on two cores.
 property: install
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests/property
 
@@ -56,7 +57,8 @@ e2e: install
 	$(BIN)/python -m fma.launcher.vllm_env ensure
 	$(BIN)/pytest -q tests/e2e
 
-## Nightly: the long Hypothesis profile.
+## Nightly: at least 10,000 examples per property under one session seed, printed in the
+## header and in every failure; FMA_HYPOTHESIS_SEED=N make soak replays that session.
 soak: install
 	HYPOTHESIS_PROFILE=nightly $(BIN)/pytest -q tests/property
 

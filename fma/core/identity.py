@@ -9,6 +9,7 @@ obsolete.
 import base64
 import hashlib
 import json
+from functools import lru_cache
 
 from fma.core.model import ServerSpec
 
@@ -27,10 +28,12 @@ def spec_digest(spec: ServerSpec) -> str:
     )
 
 
+@lru_cache(maxsize=65_536)
 def instance_id(spec: ServerSpec, gpu_uuids: tuple[str, ...]) -> str:
     """``"I" + base64url(sha256(spec ; gpus)) + "i"``: stable, and a valid label value.
 
-    Pure; equal inputs give equal IDs. GPU order does not matter.
+    Pure; equal inputs give equal IDs. GPU order does not matter. Memoised (bounded): the
+    controller asks for the same few IDs on every pass, and hashing is its largest cost.
     """
     digest = hashlib.sha256(
         (spec_digest(spec) + ";gpus=" + ",".join(sorted(gpu_uuids))).encode()

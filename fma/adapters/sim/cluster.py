@@ -12,6 +12,7 @@ from typing import Any
 
 import simpy
 
+from fma.adapters.sim.placement import FreeGpuIndex
 from fma.adapters.sim.state import SimInstance, SimNode, SimProvider, SimRequester, SimState
 from fma.adapters.sim.trace import Trace
 from fma.api.latency import Latency
@@ -32,6 +33,7 @@ class SimCluster:
         self.on_requester_gone: Callable[[SimRequester], None] = lambda r: None
         self.on_requester_ready: Callable[[SimRequester], None] = lambda r: None
         self._pending: list[SimRequester] = []
+        self._free = FreeGpuIndex(state.nodes)
         self._seq = 0
 
     def now_s(self) -> float:
@@ -78,7 +80,9 @@ class SimCluster:
         return [g for g in free if g in requester.pinned_gpus]
 
     def _choose_node(self, requester: SimRequester) -> SimNode | None:
-        """LeastAllocated-like: the schedulable node with the most free GPUs, then by name."""
+        """LeastAllocated-like: the schedulable node with the most free GPUs, then the earliest."""
+        if requester.pinned_gpus is None:
+            return self._free.best(requester.gpus)
         best: SimNode | None = None
         for node in self.state.nodes.values():
             if not (node.schedulable and node.ready):
@@ -94,6 +98,7 @@ class SimCluster:
         gpus = tuple(self._usable_gpus(node, requester)[: requester.gpus])
         for uuid in gpus:
             node.gpu_holder[uuid] = requester.uid
+        self._free.update(node)
         self.state.place_requester(requester, node.name)
         self.trace.record(
             self.now_s(),
@@ -145,6 +150,7 @@ class SimCluster:
             for uuid, holder in node.gpu_holder.items():
                 if holder == requester.uid:
                     node.gpu_holder[uuid] = None
+            self._free.update(node)
         self.trace.record(self.now_s(), "requester_deleted", requester=requester.uid)
         self.on_requester_gone(requester)
         self.schedule_pending()
@@ -305,6 +311,7 @@ class SimCluster:
         node = self.state.nodes.get(name)
         if node is not None and node.schedulable:
             node.schedulable = False
+            self._free.update(node)
             self.trace.record(self.now_s(), "node_cordoned", node=name)
             self.touch(name)
 
@@ -332,6 +339,7 @@ class SimCluster:
         node = self.state.nodes.get(name)
         if node is not None and not node.schedulable:
             node.schedulable = True
+            self._free.update(node)
             self.trace.record(self.now_s(), "node_uncordoned", node=name)
             self.schedule_pending()
             self.touch(name)
@@ -344,6 +352,7 @@ class SimCluster:
         node.schedulable = True
         node.gpu_holder = {g.uuid: None for g in node.gpus}
         self.state.nodes[node.name] = node
+        self._free.update(node)
         self.trace.record(self.now_s(), "node_restored", node=node.name)
         self.schedule_pending()
         self.touch(node.name)
