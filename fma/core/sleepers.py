@@ -42,8 +42,7 @@ def sleepers_on(providers: Iterable[Provider]) -> list[Sleeper]:
         for p in providers
         if not p.deleting
         for i in p.instances
-        if i.state is InstanceState.SLEEPING
-        or (i.state is InstanceState.AWAKE and not p.bound)
+        if i.state is InstanceState.SLEEPING or (i.state is InstanceState.AWAKE and not p.bound)
     ]
 
 
@@ -93,19 +92,33 @@ EVICTION_POLICIES: dict[str, EvictionPolicy] = {
 def _over_budget(
     node: Node, sleepers: Sequence[Sleeper], awake: Sequence[Instance], policy: Policy
 ) -> bool:
+    """Whether any limit of the budget is exceeded. One pass over the instances (this runs
+    for every candidate victim of every placement, so it is the budget's hot loop)."""
     host_limit = node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction)
-    if sum(s.instance.spec.weights_bytes for s in sleepers) > host_limit:
+    total = 0
+    held: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for sleeper in sleepers:
+        inst = sleeper.instance
+        total += inst.spec.weights_bytes
+        share = inst.bytes_per_gpu
+        for uuid in inst.gpu_uuids:
+            held[uuid] = held.get(uuid, 0) + share
+            count[uuid] = count.get(uuid, 0) + 1
+    if total > host_limit:
         return True
+    awake_bytes: dict[str, int] = {}
+    for inst in awake:
+        share = inst.bytes_per_gpu
+        for uuid in inst.gpu_uuids:
+            awake_bytes[uuid] = awake_bytes.get(uuid, 0) + share
+    per_gpu_max = policy.sleeping_bytes_per_gpu_max
     for gpu in node.gpus:
-        on_gpu = [s for s in sleepers if gpu.uuid in s.instance.gpu_uuids]
-        held = sum(s.instance.bytes_per_gpu for s in on_gpu)
-        if (
-            policy.sleeping_bytes_per_gpu_max is not None
-            and held > policy.sleeping_bytes_per_gpu_max
-        ):
+        uuid = gpu.uuid
+        if per_gpu_max is not None and held.get(uuid, 0) > per_gpu_max:
             return True
-        awake_bytes = sum(i.bytes_per_gpu for i in awake if gpu.uuid in i.gpu_uuids)
-        if awake_bytes + len(on_gpu) * SLEEPER_GPU_RESIDUE_BYTES > gpu.memory_bytes:
+        residue = count.get(uuid, 0) * SLEEPER_GPU_RESIDUE_BYTES
+        if awake_bytes.get(uuid, 0) + residue > gpu.memory_bytes:
             return True
     return False
 

@@ -8,6 +8,7 @@ Every change ends with :meth:`SimCluster.touch`, which wakes the controller for 
 """
 
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 import simpy
@@ -42,6 +43,10 @@ class SimCluster:
     def next_name(self, prefix: str) -> str:
         self._seq += 1
         return f"{prefix}-{self._seq}"
+
+    def after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` after ``delay_s`` of simulated time: one event, no process."""
+        self.env.timeout(delay_s).callbacks.append(lambda _event: fn())
 
     def touch(self, node: str) -> None:
         self.on_change(node)
@@ -107,10 +112,12 @@ class SimCluster:
             node=node.name,
             gpus=list(gpus),
         )
-        self.env.process(self._start_requester(requester, gpus))
+        self.after(
+            self.latency.scheduler_s + self.latency.pod_start_s,
+            partial(self._start_requester, requester, gpus),
+        )
 
-    def _start_requester(self, requester: SimRequester, gpus: tuple[str, ...]) -> SimProcess:
-        yield self.env.timeout(self.latency.scheduler_s + self.latency.pod_start_s)
+    def _start_requester(self, requester: SimRequester, gpus: tuple[str, ...]) -> None:
         if requester.uid not in self.state.requesters or requester.node is None:
             return
         requester.started_s = self.now_s()
@@ -181,10 +188,9 @@ class SimCluster:
         """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
         provider.ready = False
         self.add_provider(provider)
-        self.env.process(self._launcher_ready(provider))
+        self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
 
-    def _launcher_ready(self, provider: SimProvider) -> SimProcess:
-        yield self.env.timeout(self.latency.launcher_start_s)
+    def _launcher_ready(self, provider: SimProvider) -> None:
         if self.state.providers.get(provider.name) is not provider:
             return
         provider.ready = True
@@ -207,8 +213,9 @@ class SimCluster:
         load_s = instance.spec.weights_bytes / node.disk_bytes_per_s
         process_s = self.latency.pod_start_s + self.latency.vllm_import_s if pod_start else 0.0
         delay = load_s + instance.spec.engine_init_s + process_s
-        self.env.process(
-            self._finish(provider, instance, delay, InstanceState.STARTING, InstanceState.AWAKE)
+        self.after(
+            delay,
+            partial(self._finish, provider, instance, InstanceState.STARTING, InstanceState.AWAKE),
         )
 
     def sleep_instance(self, provider: SimProvider, instance: SimInstance) -> None:
@@ -220,8 +227,9 @@ class SimCluster:
             + instance.as_instance().bytes_per_gpu / node.d2h_bytes_per_s
         )
         instance.busy = True
-        self.env.process(
-            self._finish(provider, instance, delay, InstanceState.AWAKE, InstanceState.SLEEPING)
+        self.after(
+            delay,
+            partial(self._finish, provider, instance, InstanceState.AWAKE, InstanceState.SLEEPING),
         )
 
     def wake_instance(self, provider: SimProvider, instance: SimInstance) -> None:
@@ -234,19 +242,18 @@ class SimCluster:
         )
         instance.busy = True
         self._record_instance(provider, instance, "instance_waking")
-        self.env.process(
-            self._finish(provider, instance, delay, InstanceState.SLEEPING, InstanceState.AWAKE)
+        self.after(
+            delay,
+            partial(self._finish, provider, instance, InstanceState.SLEEPING, InstanceState.AWAKE),
         )
 
     def _finish(
         self,
         provider: SimProvider,
         instance: SimInstance,
-        delay_s: float,
         expected: InstanceState,
         result: InstanceState,
-    ) -> SimProcess:
-        yield self.env.timeout(delay_s)
+    ) -> None:
         instance.busy = False
         if (
             provider.instances.get(instance.instance_id) is not instance
@@ -331,7 +338,7 @@ class SimCluster:
             self.delete_instance(provider, instance_id, "launcher crashed")
         self.trace.record(self.now_s(), "launcher_crashed", provider=provider.name)
         provider.ready = False
-        self.env.process(self._launcher_ready(provider))
+        self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
         self.touch(provider.node)
 
     def uncordon_node(self, name: str) -> None:

@@ -91,9 +91,19 @@ class SimInstance:
     isc_name: str | None = None
     busy: bool = False
     """A sleep or wake is in progress; repeated requests are ignored until it ends."""
+    _frozen: Instance | None = field(default=None, repr=False, compare=False)
+    """The last view handed out; reused while state and last use are unchanged (the only
+    fields that change after creation), since every reconcile of the node asks again."""
 
     def as_instance(self) -> Instance:
-        return Instance(
+        frozen = self._frozen
+        if (
+            frozen is not None
+            and frozen.state is self.state
+            and frozen.last_used_s == self.last_used_s
+        ):
+            return frozen
+        frozen = Instance(
             self.instance_id,
             self.spec,
             self.gpu_uuids,
@@ -102,6 +112,8 @@ class SimInstance:
             self.last_used_s,
             self.isc_name,
         )
+        self._frozen = frozen
+        return frozen
 
 
 @dataclass(slots=True)
