@@ -27,10 +27,10 @@ import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, record  # noqa: E402
-from fma.adapters.sim import runner  # noqa: E402
-from fma.api.scenario import Scenario  # noqa: E402
-from fma.bench.invariants import check_all  # noqa: E402
+from bench.common import RESULTS, record
+from fma.adapters.sim import runner
+from fma.api.scenario import Scenario
+from fma.bench.invariants import check_all
 
 
 def scenario_24h(nodes: int = 1000, hours: float = 24.0) -> Scenario:

@@ -144,5 +144,9 @@ class Plan:
     requeue_after_s: float | None = None
 
     def __add__(self, other: "Plan") -> "Plan":
+        if not other.actions and other.requeue_after_s is None:
+            return self  # adding nothing: plans are frozen, so sharing is safe (and common)
+        if not self.actions and self.requeue_after_s is None:
+            return other
         delays = [d for d in (self.requeue_after_s, other.requeue_after_s) if d is not None]
         return Plan(self.actions + other.actions, min(delays) if delays else None)

@@ -59,21 +59,21 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     provider claimed by one requester is not offered to the next within the same plan.
     """
     plan = Plan()
+    sleeping = False
     claimed: set[str] = set()
     live_uids = {r.uid for r in snapshot.requesters}
     for provider in snapshot.providers:
         if provider.bound and provider.bound_requester_uid not in live_uids:
-            plan = _one_sleep_at_a_time(
-                plan, _unbind(provider, snapshot, now_s=now_s, policy=policy)
-            )
+            step = _unbind(provider, snapshot, now_s=now_s, policy=policy)
+            plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
             claimed.add(provider.name)
     for requester in sorted(snapshot.requesters, key=lambda r: (r.started_s or 0.0, r.uid)):
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
-        plan = _one_sleep_at_a_time(plan, step)
+        plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
     tidy = housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
     claimed.update(_providers_touched(tidy.actions))
-    plan = _one_sleep_at_a_time(plan, tidy)
+    plan, sleeping = _one_sleep_at_a_time(plan, tidy, sleeping)
     placed = {
         a.requester_uid
         for a in plan.actions
@@ -85,20 +85,18 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     return plan
 
 
-def _one_sleep_at_a_time(plan: Plan, step: Plan) -> Plan:
-    """Add ``step``, unless it puts an instance to sleep and ``plan`` already does.
+def _one_sleep_at_a_time(plan: Plan, step: Plan, sleeping: bool) -> tuple[Plan, bool]:
+    """Add ``step``, unless it puts an instance to sleep and ``plan`` already does
+    (``sleeping``); returns the plan and whether it now puts one to sleep.
 
     Each sleep is admitted against the sleepers the snapshot shows; two admitted in one plan
     would not see each other and could overrun the budget together. The later one waits for
     the next pass, which sees the first on its way to sleep.
     """
-    if _sleeps(step) and _sleeps(plan):
-        return plan + Plan(requeue_after_s=0.0)
-    return plan + step
-
-
-def _sleeps(plan: Plan) -> bool:
-    return any(isinstance(a, SleepInstance) for a in plan.actions)
+    sleeps = any(isinstance(a, SleepInstance) for a in step.actions)
+    if sleeps and sleeping:
+        return plan + Plan(requeue_after_s=0.0), True
+    return plan + step, sleeping or sleeps
 
 
 def plan_requester(

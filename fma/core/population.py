@@ -69,13 +69,19 @@ def _plan_one(
         for p in snapshot.providers
         if p.kind is ProviderKind.LAUNCHER and p.launcher_config == lc_name and not p.deleting
     ]
+    # Partitions by name: comparing the frozen providers themselves would compare every field.
     bound = [p for p in mine if p.bound or p.name in claimed]
-    unbound = [p for p in mine if p not in bound]
+    bound_names = {p.name for p in bound}
+    unbound = [p for p in mine if p.name not in bound_names]
     stale = [p for p in unbound if p.template_hash != lc.template_hash]
+    stale_names = {p.name for p in stale}
     stuck = [
-        p for p in unbound if p not in stale and launchers.stuck(p, now_s=now_s, policy=policy)
+        p
+        for p in unbound
+        if p.name not in stale_names and launchers.stuck(p, now_s=now_s, policy=policy)
     ]
-    current = [p for p in unbound if p not in stale and p not in stuck]
+    stuck_names = {p.name for p in stuck}
+    current = [p for p in unbound if p.name not in stale_names and p.name not in stuck_names]
     desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound) + waiting)
     actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
     actions += [DeleteProvider(p.name, "stuck: not ready in time") for p in stuck]

@@ -39,4 +39,8 @@ def obsolete(instance: Instance, snapshot: NodeSnapshot) -> bool:
     if instance.isc_name is None:
         return False
     isc = snapshot.iscs.get(instance.isc_name)
-    return isc is None or instance_id(isc.spec, instance.gpu_uuids) != instance.instance_id
+    if isc is None:
+        return True
+    if isc.spec is instance.spec:
+        return False  # made from this very spec: its ID is that spec's (the common case)
+    return instance_id(isc.spec, instance.gpu_uuids) != instance.instance_id

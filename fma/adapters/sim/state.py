@@ -131,14 +131,29 @@ class SimProvider:
     ready: bool = True
     launcher_config: str | None = None
     template_hash: str | None = None
+    _frozen: Provider | None = field(default=None, repr=False, compare=False)
+    """The last view handed out, reused while nothing it shows has changed."""
 
     def as_provider(self) -> Provider:
-        return Provider(
+        instances = tuple(i.as_instance() for i in self.instances.values())
+        frozen = self._frozen
+        if (
+            frozen is not None
+            and frozen.instances == instances  # identical views compare by identity first
+            and frozen.bound_requester_uid == self.bound_requester_uid
+            and frozen.bound_instance_id == self.bound_instance_id
+            and frozen.path is self.path
+            and frozen.bound_s == self.bound_s
+            and frozen.ready is self.ready
+            and frozen.deleting is self.deleting
+        ):
+            return frozen
+        frozen = Provider(
             self.name,
             self.node,
             self.kind,
             self.created_s,
-            tuple(i.as_instance() for i in self.instances.values()),
+            instances,
             self.bound_requester_uid,
             self.bound_instance_id,
             self.path,
@@ -148,6 +163,8 @@ class SimProvider:
             self.launcher_config,
             self.template_hash,
         )
+        self._frozen = frozen
+        return frozen
 
 
 @dataclass(slots=True)
