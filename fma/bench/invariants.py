@@ -13,7 +13,9 @@ Safety, at every moment:
 - :func:`gpu_single_requester` — no GPU is held by two requesters;
 - :func:`one_provider_per_requester` — at most one provider per requester, on the requester's
   node, running the requester's GPUs;
-- :func:`host_memory_fits` — sleepers never hold more than a node's host memory.
+- :func:`host_memory_fits` — sleepers never hold more than a node's host memory;
+- :func:`ready_only_when_awake` — readiness is relayed only while the bound instance is awake
+  (an asleep engine refuses inference).
 
 Liveness and leaks, once faults are over:
 
@@ -241,6 +243,36 @@ def host_memory_fits(events: Iterable[Event]) -> list[Violation]:
     return violations
 
 
+def ready_only_when_awake(events: Iterable[Event]) -> list[Violation]:
+    """A requester is made ready only while the instance bound to it is awake: an asleep (or
+    starting) engine answers no inference, so readiness must not say otherwise."""
+    bound: dict[str, tuple[str, str | None]] = {}
+    state: dict[str, str] = {}
+    violations: list[Violation] = []
+    for e in events:
+        kind = e["kind"]
+        if kind == "bind":
+            bound[e["requester"]] = (e["provider"], e.get("instance"))
+        elif kind in ("unbind", "requester_deleted"):
+            bound.pop(e["requester"], None)
+        elif kind in _INSTANCE_KINDS:
+            state[_key(e)] = kind
+        elif kind == "ready":
+            provider, instance = bound.get(e["requester"], ("", None))
+            now = state.get(f"{provider}/{instance}")
+            if now != "instance_awake":
+                violations.append(
+                    _breach(
+                        e,
+                        "ready_only_when_awake",
+                        requester=e["requester"],
+                        provider=provider or None,
+                        instance_state=now,
+                    )
+                )
+    return violations
+
+
 # --- liveness --------------------------------------------------------------------------------
 
 
@@ -417,6 +449,7 @@ CHECKERS: tuple[Checker, ...] = (
     gpu_single_requester,
     one_provider_per_requester,
     host_memory_fits,
+    ready_only_when_awake,
     liveness,
     nothing_leaked,
 )

@@ -234,3 +234,16 @@ def test_leaks_once_quiet() -> None:
 
 def test_no_leak_judgement_without_quiescence() -> None:
     assert inv.nothing_leaked([*served("r1", "p1", ["g0"], 0)]) == []
+
+
+def test_ready_while_the_bound_instance_sleeps() -> None:
+    trace = [
+        ev(0, "requester_scheduled", requester="r1", node="n", gpus=["g0"]),
+        ev(1, "provider_created", provider="p1", node="n", provider_kind="direct"),
+        inst(1, "instance_sleeping", "p1", ["g0"], 16),
+        ev(2, "bind", provider="p1", requester="r1", instance="p1-i", path="hot"),
+        ev(3, "ready", requester="r1"),
+    ]
+    assert names(inv.ready_only_when_awake(trace)) == ["ready_only_when_awake"]
+    woken = [*trace[:4], inst(2.5, "instance_awake", "p1", ["g0"], 16), trace[4]]
+    assert inv.ready_only_when_awake(woken) == []
