@@ -64,28 +64,27 @@ def _plan_one(
     if lc is None or not lc.valid:
         return []  # hands off: a missing or broken config must not cost anyone their launchers
     assert snapshot.node is not None
-    mine = [
-        p
-        for p in snapshot.providers
-        if p.kind is ProviderKind.LAUNCHER and p.launcher_config == lc_name and not p.deleting
-    ]
-    # Partitions by name: comparing the frozen providers themselves would compare every field.
-    bound = [p for p in mine if p.bound or p.name in claimed]
-    bound_names = {p.name for p in bound}
-    unbound = [p for p in mine if p.name not in bound_names]
-    stale = [p for p in unbound if p.template_hash != lc.template_hash]
-    stale_names = {p.name for p in stale}
-    stuck = [
-        p
-        for p in unbound
-        if p.name not in stale_names and launchers.stuck(p, now_s=now_s, policy=policy)
-    ]
-    stuck_names = {p.name for p in stuck}
-    current = [p for p in unbound if p.name not in stale_names and p.name not in stuck_names]
-    desired = max(snapshot.launcher_policy.get(lc_name, 0), len(bound) + waiting)
+    # One pass, partitioning this config's live launchers: bound (or claimed in this plan),
+    # from a stale template, stuck before Ready, or current.
+    bound = 0
+    stale: list[Provider] = []
+    stuck: list[Provider] = []
+    current: list[Provider] = []
+    for p in snapshot.providers:
+        if p.kind is not ProviderKind.LAUNCHER or p.launcher_config != lc_name or p.deleting:
+            continue
+        if p.bound or p.name in claimed:
+            bound += 1
+        elif p.template_hash != lc.template_hash:
+            stale.append(p)
+        elif launchers.stuck(p, now_s=now_s, policy=policy):
+            stuck.append(p)
+        else:
+            current.append(p)
+    desired = max(snapshot.launcher_policy.get(lc_name, 0), bound + waiting)
     actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
     actions += [DeleteProvider(p.name, "stuck: not ready in time") for p in stuck]
-    have = len(bound) + len(current)
+    have = bound + len(current)
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
