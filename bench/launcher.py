@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import commit, machine  # noqa: E402
 from fma.launcher import vllm_env  # noqa: E402
+from fma.launcher.tiny_model import engine_options  # noqa: E402
 
 POLL_S = 0.05
 START_S_MAX = 600.0
@@ -71,24 +72,6 @@ def wait_healthy(
         if time.monotonic() - started_s > START_S_MAX:
             raise TimeoutError(f"{url} not healthy after {START_S_MAX} s")
         time.sleep(POLL_S)
-
-
-def engine_options(model: Path, port: int) -> list[str]:
-    return [
-        "--model",
-        str(model),
-        "--served-model-name",
-        "tiny",
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--max-model-len",
-        "256",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

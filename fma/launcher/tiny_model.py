@@ -64,6 +64,25 @@ def _build_tokenizer(out_dir: Path) -> int:
     return int(tokenizer.get_vocab_size())
 
 
+def engine_options(model_dir: Path, port: int) -> list[str]:
+    """vLLM's options to serve the tiny model on the CPU: float32, eager, a short context."""
+    return [
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        "tiny",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "256",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 def build(out_dir: Path) -> Path:
     """Write the model (config, safetensors weights, tokenizer) into ``out_dir``; return it."""
     torch: Any = importlib.import_module("torch")

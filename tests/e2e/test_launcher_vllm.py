@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from fma.launcher import vllm_env
+from fma.launcher.tiny_model import engine_options
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER_START_S_MAX = 180.0
@@ -134,21 +135,7 @@ def test_an_instance_of_a_tiny_model_serves_a_completion_and_is_deleted(
 ) -> None:
     instances = f"{launcher_url}/v2/vllm/instances"
     port = free_port()
-    options = [
-        "--model",
-        str(tiny_model),
-        "--served-model-name",
-        "tiny",
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--max-model-len",
-        "256",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    options = engine_options(tiny_model, port)
     created = httpx.put(
         f"{instances}/tiny-1",
         json={"options": options, "env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}},
