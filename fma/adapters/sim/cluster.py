@@ -219,33 +219,50 @@ class SimCluster:
         )
 
     def sleep_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        if instance.busy or instance.state is not InstanceState.AWAKE:
-            return
+        """Level-1 sleep: weights per GPU device -> host, plus the fixed overhead."""
         node = self.state.nodes[provider.node]
-        delay = (
-            self.latency.sleep_overhead_s
-            + instance.as_instance().bytes_per_gpu / node.d2h_bytes_per_s
-        )
-        instance.busy = True
-        self.after(
-            delay,
-            partial(self._finish, provider, instance, InstanceState.AWAKE, InstanceState.SLEEPING),
+        self._move_weights(
+            provider,
+            instance,
+            InstanceState.AWAKE,
+            InstanceState.SLEEPING,
+            self.latency.sleep_overhead_s,
+            node.d2h_bytes_per_s,
         )
 
     def wake_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        if instance.busy or instance.state is not InstanceState.SLEEPING:
-            return
+        """Wake: weights per GPU host -> device, plus the fixed overhead."""
         node = self.state.nodes[provider.node]
-        delay = (
-            self.latency.wake_overhead_s
-            + instance.as_instance().bytes_per_gpu / node.h2d_bytes_per_s
+        self._move_weights(
+            provider,
+            instance,
+            InstanceState.SLEEPING,
+            InstanceState.AWAKE,
+            self.latency.wake_overhead_s,
+            node.h2d_bytes_per_s,
         )
+
+    def _move_weights(
+        self,
+        provider: SimProvider,
+        instance: SimInstance,
+        start: InstanceState,
+        end: InstanceState,
+        overhead_s: float,
+        bytes_per_s: float,
+    ) -> None:
+        """Take ``instance`` from ``start`` to ``end`` in overhead + bytes per GPU / bandwidth.
+
+        Ignored while another move is under way or when the instance is not in ``start``: a
+        repeated request is harmless, as a repeated POST /sleep or /wake_up is to vLLM.
+        """
+        if instance.busy or instance.state is not start:
+            return
         instance.busy = True
-        self._record_instance(provider, instance, "instance_waking")
-        self.after(
-            delay,
-            partial(self._finish, provider, instance, InstanceState.SLEEPING, InstanceState.AWAKE),
-        )
+        if end is InstanceState.AWAKE:
+            self._record_instance(provider, instance, "instance_waking")
+        delay = overhead_s + instance.as_instance().bytes_per_gpu / bytes_per_s
+        self.after(delay, partial(self._finish, provider, instance, start, end))
 
     def _finish(
         self,
