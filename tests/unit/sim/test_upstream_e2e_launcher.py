@@ -39,6 +39,19 @@ def serving(h: Harness, rs: str = "rs1", isc: str = "isc1") -> None:
     assert h.only(rs).ready
 
 
+def idle(h: Harness, rs: str = "rs1") -> None:
+    """Scale the ReplicaSet to zero and let its launcher go back to sleep."""
+    h.scale(rs, 0)
+    h.run()
+
+
+def switch_and_serve(h: Harness, isc: str) -> None:
+    """Scale to zero, point the ReplicaSet at another ISC, and serve again."""
+    idle(h)
+    h.switch("rs1", isc)
+    serving(h)
+
+
 def test_1_gpu_probe_a_requester_lands_on_a_gpu_node() -> None:
     h = harness()
     h.replicaset("probe", isc="isc1", gpus=2)
@@ -128,8 +141,7 @@ def test_6_wake_up_fast_path_binds_the_same_launcher() -> None:
     h = harness()
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
-    h.scale("rs1", 0)
-    h.run()
+    idle(h)
     assert launcher is not None and launcher.bound_requester_uid is None
     assert [i.state for i in launcher.instances.values()] == [InstanceState.SLEEPING]
     serving(h)
@@ -142,10 +154,7 @@ def test_7_multiple_instances_share_one_launcher() -> None:
     h = harness()
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
-    h.scale("rs1", 0)
-    h.run()
-    h.switch("rs1", "isc2")
-    serving(h)
+    switch_and_serve(h, "isc2")
     assert h.provider_of(h.only("rs1")) is launcher
     assert launcher is not None and len(h.instances(launcher)) == 2
 
@@ -155,10 +164,7 @@ def test_8_switch_instances_in_one_launcher_wakes_the_first() -> None:
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
     for isc in ("isc2", "isc1"):
-        h.scale("rs1", 0)
-        h.run()
-        h.switch("rs1", isc)
-        serving(h)
+        switch_and_serve(h, isc)
     assert h.provider_of(h.only("rs1")) is launcher
     assert [a["path"] for a in h.actuations()] == ["warm", "warm", "hot"]
 
@@ -168,8 +174,7 @@ def test_9_per_launcher_cap_reclaims_instead_of_a_new_launcher() -> None:
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
     for isc in ("isc2", "isc3"):
-        h.scale("rs1", 0)
-        h.run()
+        idle(h)
         h.switch("rs1", isc)
         launchers_before = len(h.launchers())
         serving(h)
@@ -182,12 +187,8 @@ def test_10_controller_restart_recovers_from_the_cluster_alone() -> None:
     h = harness()
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
-    h.scale("rs1", 0)
-    h.run()
-    h.switch("rs1", "isc2")
-    serving(h)
-    h.scale("rs1", 0)
-    h.run()
+    switch_and_serve(h, "isc2")
+    idle(h)
     launchers, instances = len(h.launchers()), sum(len(h.instances(p)) for p in h.launchers())
     h.restart_controller()
     h.run()
@@ -202,8 +203,7 @@ def test_11_obsolete_sleeper_is_garbage_collected() -> None:
     h = harness()
     serving(h, isc="isc3")
     launcher = h.provider_of(h.only("rs1"))
-    h.scale("rs1", 0)
-    h.run()
+    idle(h)
     assert launcher is not None and len(h.instances(launcher)) == 1
     h.patch_isc("isc3", spec("tinyllama", port=8007, options="--served-model-name tl"))
     h.run()
@@ -218,8 +218,7 @@ def test_12_obsolete_awake_instance_is_deleted_on_unbind() -> None:
     h.patch_isc("isc2", spec("qwen", port=8006, options="--max-model-len 1024"))
     h.run()
     assert len(h.instances(launcher)) == 1  # serving: kept until unbind
-    h.scale("rs1", 0)
-    h.run()
+    idle(h)
     assert len(h.instances(launcher)) == 0
 
 
@@ -228,8 +227,7 @@ def test_13_unbound_launcher_deletion_then_a_new_launcher_is_bound() -> None:
     serving(h)
     launcher = h.provider_of(h.only("rs1"))
     assert launcher is not None
-    h.scale("rs1", 0)
-    h.run()
+    idle(h)
     h.delete_pod(launcher)
     h.run(60)
     serving(h)
