@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import fma
+from fma.asgi.limits import BodySizeLimit
 from fma.launcher import logrange
 from fma.launcher.api import (
     HEALTH_PATH,
@@ -52,7 +53,6 @@ from fma.launcher.errors import (
     SpawnFailed,
     UnknownInstance,
 )
-from fma.launcher.limits import BodySizeLimit
 from fma.launcher.service import LauncherService
 
 WATCH_TIMEOUT_S_MAX: Final = 86400.0

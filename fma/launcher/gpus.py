@@ -9,7 +9,8 @@ launcher's container numbers them by index. The map comes from, in order of pref
 3. NVML (the ``nvidia-ml-py`` package), listing this machine's devices;
 4. no GPUs at all (a CPU-only machine): any UUID in a request is then unknown.
 
-An unknown UUID is an input error (422), never a conflict or a server error.
+An unknown UUID is an input error (422), never a conflict or a server error. The naive map
+and NVML come from :mod:`fma.gpu.discovery`, which the requester shares.
 """
 
 import importlib
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from fma.api.constants import CONFIGMAP_GPU_MAP, ENV_NAMESPACE, ENV_NODE_NAME
+from fma.gpu.discovery import GPU_COUNT_MAX, naive_map, nvml_map
 from fma.launcher.errors import UnknownGpu
 
 _LOG = logging.getLogger(__name__)
 GPU_MAP_FILE_BYTES_MAX: Final = 1024 * 1024
-GPU_COUNT_MAX: Final = 1024
 
 
 class GpuTranslator:
@@ -53,13 +54,6 @@ class GpuTranslator:
         return ",".join(str(index) for index in self.indices(uuids))
 
 
-def naive_map(count: int) -> dict[str, int]:
-    """``{"GPU-0": 0, ..., "GPU-<count-1>": count-1}``: the mock map of upstream's launcher."""
-    if not 0 <= count <= GPU_COUNT_MAX:
-        raise ValueError(f"mock GPU count must be within 0..{GPU_COUNT_MAX}")
-    return {f"GPU-{index}": index for index in range(count)}
-
-
 def parse_map(data: object, *, what: str) -> dict[str, int]:
     """Validate a ``{uuid: index}`` object; raises ``ValueError`` naming ``what``."""
     if not isinstance(data, dict) or len(data) > GPU_COUNT_MAX:
@@ -85,27 +79,6 @@ def load_map_file(path: Path) -> dict[str, int]:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not JSON: {error}") from error
     return parse_map(data, what=str(path))
-
-
-def nvml_map() -> dict[str, int] | None:
-    """This machine's GPUs from NVML, or None when NVML or its driver is absent."""
-    try:
-        pynvml: Any = importlib.import_module("pynvml")
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except Exception as error:  # NVMLError has no stable import path across versions
-        _LOG.info("NVML unavailable: %s", error)
-        return None
-    try:
-        found: dict[str, int] = {}
-        for index in range(int(pynvml.nvmlDeviceGetCount())):
-            uuid = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(index))
-            found[uuid.decode() if isinstance(uuid, bytes) else str(uuid)] = index
-        return found
-    finally:
-        pynvml.nvmlShutdown()
 
 
 def configmap_map(node_name: str, namespace: str) -> dict[str, int] | None:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fma.api.constants import STUB_ENGINE_PORT
 from fma.api.latency import STUB_SLEEP_S_DEFAULT, STUB_START_S_DEFAULT, STUB_WAKE_S_DEFAULT
-from fma.launcher.limits import BodySizeLimit
+from fma.asgi.limits import BodySizeLimit
 
 ENV_STUB_START_S: Final = "FMA_STUB_START_S"
 ENV_STUB_SLEEP_S: Final = "FMA_STUB_SLEEP_S"

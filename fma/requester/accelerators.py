@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
-from fma.launcher.gpus import GPU_COUNT_MAX, naive_map, nvml_map
+from fma.gpu.discovery import GPU_COUNT_MAX, naive_map, nvml_map
 
 _UUID_RE: Final = re.compile(r"(GPU|MIG)-[A-Za-z0-9][A-Za-z0-9_.:/-]{0,120}")
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from fma.api.constants import SPI_ACCELERATORS_PATH, SPI_BECOME_READY_PATH, SPI_BECOME_UNREADY_PATH
-from fma.launcher.limits import BodySizeLimit
+from fma.asgi.limits import BodySizeLimit
 
 HEALTH_PATH: Final = "/health"
 READY_PATH: Final = "/ready"

@@ -180,6 +180,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(client: TestClient) -> N
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
+    assert response.json() == {"detail": f"request body larger than {REQUEST_BODY_BYTES_MAX} bytes"}
 
 
 def test_a_body_without_a_length_is_refused(client: TestClient) -> None:
@@ -189,6 +190,7 @@ def test_a_body_without_a_length_is_refused(client: TestClient) -> None:
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 411
+    assert response.json() == {"detail": "a request body needs a Content-Length"}
 
 
 def test_put_of_an_existing_id_is_409_even_when_it_is_stopped(

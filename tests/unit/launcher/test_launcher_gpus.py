@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from fma.gpu.discovery import naive_map
 from fma.launcher.errors import UnknownGpu
-from fma.launcher.gpus import GpuTranslator, build_translator, load_map_file, naive_map
+from fma.launcher.gpus import GpuTranslator, build_translator, load_map_file
 
 
 def test_the_naive_mock_map_numbers_gpus_from_zero() -> None:

@@ -3,9 +3,9 @@
 Pydantic bounds each field of a request; this bounds the bytes read before parsing.
 """
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import json
 
-from fma.launcher.api import ErrorResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class BodySizeLimit:
@@ -32,7 +32,7 @@ class BodySizeLimit:
 
 
 async def _send_error(send: Send, status: int, detail: str) -> None:
-    body = ErrorResponse(detail=detail).model_dump_json().encode()
+    body = json.dumps({"detail": detail}, ensure_ascii=False, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
