@@ -21,7 +21,13 @@ def launcher() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; the default, all addresses, lets the kubelet's probes "
+            "and the controller reach the Pod IP."
+        ),
+    ] = "0.0.0.0",  # noqa: S104 (a launcher Pod is called at its Pod IP)
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = LAUNCHER_PORT,
     engine: Annotated[
         str, typer.Option(help="What instances run: vllm (real) or stub (fma's stub engine).")

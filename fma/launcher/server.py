@@ -32,7 +32,7 @@ themselves) before it cancels them and stops the instances."""
 class LauncherOptions:
     """What ``fma launcher serve`` is asked for."""
 
-    host: str = "127.0.0.1"
+    host: str = "0.0.0.0"  # noqa: S104 (a launcher Pod is called at its Pod IP)
     port: int = 8001
     engine: str = "vllm"
     mock_gpus: int | None = None

@@ -55,3 +55,18 @@ def test_the_vllm_venv_lives_under_fma_cache_keyed_by_versions(
     assert vllm_env.main(["python"]) == 1  # not built: says so, builds nothing
     assert not expected.exists()
     assert vllm_env.main(["bogus"]) == 2
+
+
+def test_serve_listens_on_every_address_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a Pod the kubelet's probes and the controller call the Pod IP, not loopback."""
+    from typer.testing import CliRunner
+
+    from fma.launcher import server
+    from fma.launcher.cli import app
+
+    asked: list[server.LauncherOptions] = []
+    monkeypatch.setattr(server, "run", asked.append)
+    runner = CliRunner()
+    assert runner.invoke(app, ["serve", "--engine", "stub"]).exit_code == 0
+    assert runner.invoke(app, ["serve", "--engine", "stub", "--host", "127.0.0.1"]).exit_code == 0
+    assert [options.host for options in asked] == ["0.0.0.0", "127.0.0.1"]

@@ -265,6 +265,8 @@ def _launcher_process(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
             "serve",
             "--engine",
             "stub",
+            "--host",
+            "127.0.0.1",
             "--port",
             str(port),
             "--log-dir",

@@ -114,3 +114,8 @@ def test_latencies_come_from_flags_before_the_environment() -> None:
 def test_bad_values_exit(argv: list[str], environ: dict[str, str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv, environ=environ)
+
+
+def test_the_stub_listens_on_every_address_unless_told_like_vllm() -> None:
+    assert parse_args(["--model", "m"]).host == "0.0.0.0"
+    assert parse_args(["--model", "m", "--host", "127.0.0.1"]).host == "127.0.0.1"
