@@ -19,6 +19,9 @@ _DP: Final = "dual-pods.llm-d.ai/"
 ANN_SERVER_PATCH: Final = _DP + "server-patch"
 ANN_INFERENCE_SERVER_CONFIG: Final = _DP + "inference-server-config"
 ANN_ADMIN_PORT: Final = _DP + "admin-port"
+ANN_PROXY_PORT: Final = _DP + "proxy-port"
+"""The port of the requester's TCP proxy (its ``--proxy-port``); its presence asks the
+controller to point that proxy at the bound provider."""
 ANN_STATUS: Final = _DP + "status"
 ANN_ACCELERATORS: Final = _DP + "accelerators"
 LABEL_DUAL: Final = _DP + "dual"
@@ -60,6 +63,7 @@ CONFIGMAP_GPU_MAP: Final = "gpu-map"
 LAUNCHER_PORT: Final = 8001
 REQUESTER_PROBES_PORT: Final = 8080
 REQUESTER_SPI_PORT: Final = 8081
+REQUESTER_PROXY_PORT: Final = 8082
 CONTROLLER_METRICS_PORT: Final = 8002
 STUB_ENGINE_PORT: Final = 8000
 
@@ -67,6 +71,7 @@ STUB_ENGINE_PORT: Final = 8000
 SPI_ACCELERATORS_PATH: Final = "/v1/dual-pods/accelerators"
 SPI_BECOME_READY_PATH: Final = "/v1/become-ready"
 SPI_BECOME_UNREADY_PATH: Final = "/v1/become-unready"
+SPI_PROXY_CONFIG_PATH: Final = "/v1/proxy/config"
 
 # --- Environment variables -------------------------------------------------------------------
 ENV_PROBES_PORT: Final = "PROBES_PORT"
