@@ -4,6 +4,8 @@ The requester runs no model. It holds GPUs in the scheduler's books, tells the c
 which ones (``GET /v1/dual-pods/accelerators``), and reflects the readiness the controller
 relays from the bound server-providing Pod (``POST /v1/become-ready`` / ``become-unready``)
 on its own readiness probe, so Services and autoscalers that watch only requesters see it.
+The controller also points the requester's TCP proxy at the bound provider
+(``PUT /v1/proxy/config``; :mod:`fma.requester.proxy_config`).
 
 Probes: ``GET /health`` is always 200 while the process serves; ``GET /ready`` is 200 after
 become-ready and 503 before it and after become-unready.
@@ -11,11 +13,23 @@ become-ready and 503 before it and after become-unready.
 
 from typing import Final
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from fma.api.constants import SPI_ACCELERATORS_PATH, SPI_BECOME_READY_PATH, SPI_BECOME_UNREADY_PATH
+from fma.api.constants import (
+    SPI_ACCELERATORS_PATH,
+    SPI_BECOME_READY_PATH,
+    SPI_BECOME_UNREADY_PATH,
+    SPI_PROXY_CONFIG_PATH,
+)
 from fma.asgi.limits import BodySizeLimit
+from fma.requester.proxy_config import (
+    ProxyConfigurator,
+    ProxyConflict,
+    ProxyFailed,
+    TargetInvalid,
+    parse_target,
+)
 
 HEALTH_PATH: Final = "/health"
 READY_PATH: Final = "/ready"
@@ -30,7 +44,7 @@ class Readiness:
 
 
 def create_probes_app(readiness: Readiness) -> FastAPI:
-    """The probes server (``PROBES_PORT``)."""
+    """The probes server (``--probes-port``)."""
     app = FastAPI(title="FMA requester probes", openapi_url=None)
 
     @app.get(HEALTH_PATH)
@@ -46,8 +60,14 @@ def create_probes_app(readiness: Readiness) -> FastAPI:
     return app
 
 
-def create_spi_app(readiness: Readiness, accelerators: list[str]) -> FastAPI:
-    """The SPI server (``SPI_PORT``) the controller calls."""
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def create_spi_app(
+    readiness: Readiness, accelerators: list[str], proxy: ProxyConfigurator
+) -> FastAPI:
+    """The SPI server (``--spi-port``) the controller calls."""
     app = FastAPI(title="FMA requester SPI")
     app.add_middleware(BodySizeLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
     held = list(accelerators)
@@ -65,5 +85,30 @@ def create_spi_app(readiness: Readiness, accelerators: list[str]) -> FastAPI:
     async def become_unready() -> dict[str, bool]:
         readiness.ready = False
         return {"ready": False}
+
+    @app.get(SPI_PROXY_CONFIG_PATH)
+    async def get_proxy_config() -> JSONResponse:
+        """200 with the target once the proxy listens; 404 before; 500 if it cannot."""
+        if proxy.target is not None:
+            return JSONResponse(proxy.target.model_dump())
+        if proxy.failure is not None:
+            return _error(500, proxy.failure)
+        return _error(404, "the proxy is not configured")
+
+    @app.put(SPI_PROXY_CONFIG_PATH)
+    async def put_proxy_config(request: Request) -> JSONResponse:
+        """200 once the proxy listens (again for the same target); 409 for another target;
+        500 when the listener cannot start; 400/422 for a bad body."""
+        try:
+            target = parse_target(await request.body())
+        except TargetInvalid as invalid:
+            return _error(invalid.status, invalid.detail)
+        try:
+            configured = await proxy.configure(target)
+        except ProxyConflict as conflict:
+            return _error(409, str(conflict))
+        except ProxyFailed as failed:
+            return _error(500, str(failed))
+        return JSONResponse(configured.model_dump())
 
     return app

@@ -1,6 +1,8 @@
 """The `fma requester` commands.
 
-Only typer is imported at module level: the root CLI imports this module at start.
+Only typer is imported at module level: the root CLI imports this module at start. Ports and
+the dial timeout are taken as text and checked by :mod:`fma.requester.options`, so that a bad
+value is one line naming the flag (exit 2), not a usage screen.
 """
 
 from typing import Annotated
@@ -17,7 +19,37 @@ def requester() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+    host: Annotated[
+        str, typer.Option(help="Address the probes, the SPI and the proxy listen on.")
+    ] = "0.0.0.0",  # noqa: S104 (a requester Pod is called at its Pod IP)
+    probes_port: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PORT", help="Port of /health and /ready [default: $PROBES_PORT, 8080]."
+        ),
+    ] = None,
+    spi_port: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PORT", help="Port of the SPI the controller calls [default: $SPI_PORT, 8081]."
+        ),
+    ] = None,
+    proxy_port: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PORT",
+            help="Port of the TCP proxy to the bound provider, opened once the controller "
+            "configures it [default: 8082].",
+        ),
+    ] = None,
+    proxy_dial_timeout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="How long the proxy waits to connect upstream: 10s, 500ms, or seconds "
+            "[default: 10s].",
+        ),
+    ] = None,
     mock_gpus: Annotated[
         str | None,
         typer.Option(
@@ -26,11 +58,23 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve probes on $PROBES_PORT (8080) and the SPI on $SPI_PORT (8081)."""
+    """Serve probes (8080), the SPI (8081) and, once configured, the TCP proxy (8082)."""
+    import logging
+
     from fma.requester.server import run
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
-        run(host=host, mock_gpus=mock_gpus)
+        run(
+            host=host,
+            probes_port=probes_port,
+            spi_port=spi_port,
+            proxy_port=proxy_port,
+            proxy_dial_timeout=proxy_dial_timeout,
+            mock_gpus=mock_gpus,
+        )
     except ValueError as error:
         typer.echo(f"fma requester serve: {error}", err=True)
         raise typer.Exit(2) from None

@@ -1,57 +1,25 @@
-"""Runs the requester's probes and SPI servers in one process, one event loop.
+"""Runs the requester's probes and SPI servers, and its proxy once configured, in one process
+and one event loop.
 
 uvicorn's own signal capture is per server; with two servers it would stop one and then
-re-raise the signal into the other's default handler. Here one handler stops both.
+re-raise the signal into the other's default handler. Here one handler stops both, and then
+the proxy (its relayed connections are cut: the requester is going away).
 """
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Generator
 
 import uvicorn
 
-from fma.api.constants import (
-    ENV_PROBES_PORT,
-    ENV_SPI_PORT,
-    REQUESTER_PROBES_PORT,
-    REQUESTER_SPI_PORT,
-)
-from fma.requester.accelerators import discover
 from fma.requester.app import Readiness, create_probes_app, create_spi_app
+from fma.requester.options import RequesterOptions, build_options
+from fma.requester.proxy_config import ProxyConfigurator
 
-
-@dataclass(frozen=True, slots=True)
-class RequesterOptions:
-    """Where to listen and which GPUs to report."""
-
-    host: str
-    probes_port: int
-    spi_port: int
-    accelerators: tuple[str, ...]
-
-
-def _port_from_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    text = environ.get(name)
-    if text is None or not text.strip():
-        return default
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"{name}={text!r} is not a TCP port number")
-    return int(text)
-
-
-def options_from_env(
-    *, host: str, mock_gpus: str | None, environ: Mapping[str, str]
-) -> RequesterOptions:
-    """Ports from ``PROBES_PORT``/``SPI_PORT`` (defaults 8080/8081); raises ``ValueError``."""
-    probes_port = _port_from_env(environ, ENV_PROBES_PORT, REQUESTER_PROBES_PORT)
-    spi_port = _port_from_env(environ, ENV_SPI_PORT, REQUESTER_SPI_PORT)
-    if probes_port == spi_port:
-        raise ValueError(f"{ENV_PROBES_PORT} and {ENV_SPI_PORT} must differ ({probes_port})")
-    accelerators = tuple(discover(mock=mock_gpus, environ=environ))
-    return RequesterOptions(host, probes_port, spi_port, accelerators)
+_LOG = logging.getLogger("fma.requester")
 
 
 class _Server(uvicorn.Server):
@@ -61,8 +29,23 @@ class _Server(uvicorn.Server):
 
 
 async def serve(options: RequesterOptions) -> None:
-    """Serve probes and SPI until SIGTERM or SIGINT."""
+    """Serve probes and SPI until SIGTERM or SIGINT; then close the proxy."""
+    _LOG.info(
+        "requester: host %s, probes port %d, SPI port %d, proxy port %d (opened once "
+        "configured), proxy dial timeout %g s, GPUs %s",
+        options.host,
+        options.probes_port,
+        options.spi_port,
+        options.proxy_port,
+        options.proxy_dial_timeout_s,
+        ", ".join(options.accelerators) or "none",
+    )
     readiness = Readiness()
+    proxy = ProxyConfigurator(
+        listen_host=options.host,
+        listen_port=options.proxy_port,
+        dial_timeout_s=options.proxy_dial_timeout_s,
+    )
     servers = [
         _Server(
             uvicorn.Config(
@@ -76,7 +59,7 @@ async def serve(options: RequesterOptions) -> None:
         ),
         _Server(
             uvicorn.Config(
-                create_spi_app(readiness, list(options.accelerators)),
+                create_spi_app(readiness, list(options.accelerators), proxy),
                 host=options.host,
                 port=options.spi_port,
                 log_level="info",
@@ -96,8 +79,26 @@ async def serve(options: RequesterOptions) -> None:
         await asyncio.gather(*(server.serve() for server in servers))
     finally:
         stop()
+        await proxy.close()
 
 
-def run(*, host: str, mock_gpus: str | None) -> None:
-    """Build options from the environment and serve."""
-    asyncio.run(serve(options_from_env(host=host, mock_gpus=mock_gpus, environ=os.environ)))
+def run(
+    *,
+    host: str,
+    probes_port: str | None,
+    spi_port: str | None,
+    proxy_port: str | None,
+    proxy_dial_timeout: str | None,
+    mock_gpus: str | None,
+) -> None:
+    """Build options from the flags and the environment (raises ``ValueError``), and serve."""
+    options = build_options(
+        host=host,
+        probes_port=probes_port,
+        spi_port=spi_port,
+        proxy_port=proxy_port,
+        proxy_dial_timeout=proxy_dial_timeout,
+        mock_gpus=mock_gpus,
+        environ=os.environ,
+    )
+    asyncio.run(serve(options))

@@ -3,7 +3,6 @@
 import pytest
 
 from fma.requester.accelerators import discover, from_visible_devices, parse_mock
-from fma.requester.server import options_from_env
 
 
 def test_a_count_mocks_the_launchers_naive_gpus() -> None:
@@ -47,21 +46,3 @@ def test_the_mock_wins_then_nvml_then_the_environment() -> None:
     assert discover(mock="1", environ=environ, query_nvml=nvml) == ["GPU-0"]
     assert discover(mock=None, environ=environ, query_nvml=nvml) == ["GPU-first", "GPU-second"]
     assert discover(mock=None, environ=environ, query_nvml=lambda: None) == ["GPU-env"]
-
-
-def test_ports_come_from_the_environment() -> None:
-    default = options_from_env(host="127.0.0.1", mock_gpus="1", environ={})
-    assert (default.probes_port, default.spi_port, default.accelerators) == (8080, 8081, ("GPU-0",))
-    custom = options_from_env(
-        host="127.0.0.1", mock_gpus="0", environ={"PROBES_PORT": "9080", "SPI_PORT": "9081"}
-    )
-    assert (custom.probes_port, custom.spi_port) == (9080, 9081)
-
-
-@pytest.mark.parametrize(
-    "environ",
-    [{"PROBES_PORT": "http"}, {"SPI_PORT": "0"}, {"PROBES_PORT": "9000", "SPI_PORT": "9000"}],
-)
-def test_bad_ports_are_refused(environ: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
-        options_from_env(host="127.0.0.1", mock_gpus="0", environ=environ)

@@ -7,6 +7,11 @@ from fastapi.testclient import TestClient
 
 from fma.api.constants import SPI_ACCELERATORS_PATH, SPI_BECOME_READY_PATH, SPI_BECOME_UNREADY_PATH
 from fma.requester.app import Readiness, create_probes_app, create_spi_app
+from fma.requester.proxy_config import ProxyConfigurator
+
+
+def unused_proxy() -> ProxyConfigurator:
+    return ProxyConfigurator(listen_host="127.0.0.1", listen_port=1, dial_timeout_s=1.0)
 
 
 @pytest.fixture
@@ -14,7 +19,7 @@ def clients() -> Iterator[tuple[TestClient, TestClient]]:
     readiness = Readiness()
     with (
         TestClient(create_probes_app(readiness)) as probes,
-        TestClient(create_spi_app(readiness, ["GPU-a", "GPU-b"])) as spi,
+        TestClient(create_spi_app(readiness, ["GPU-a", "GPU-b"], unused_proxy())) as spi,
     ):
         yield probes, spi
 
@@ -48,4 +53,6 @@ def test_the_relay_endpoints_accept_only_post(clients: tuple[TestClient, TestCli
 
 def test_an_oversized_relay_body_is_refused(clients: tuple[TestClient, TestClient]) -> None:
     _, spi = clients
-    assert spi.post(SPI_BECOME_READY_PATH, content=b"x" * (64 * 1024 + 1)).status_code == 413
+    response = spi.post(SPI_BECOME_READY_PATH, content=b"x" * (64 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body larger than 65536 bytes"}

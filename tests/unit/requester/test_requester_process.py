@@ -1,5 +1,5 @@
-"""``fma requester serve`` as a process: both servers up on the env-given ports, and a clean
-stop on SIGTERM."""
+"""``fma requester serve`` as a process: probes, SPI and proxy up on the ports asked for, and a
+clean stop on SIGTERM."""
 
 import os
 import signal
@@ -33,14 +33,19 @@ def wait_for(url: str, timeout_s: float = 20.0) -> httpx.Response:
 
 
 @pytest.mark.timeout(60)
-def test_the_requester_serves_probes_and_spi_and_stops_on_sigterm() -> None:
-    probes_port, spi_port = free_port(), free_port()
+def test_the_requester_serves_probes_spi_and_proxy_and_stops_on_sigterm() -> None:
+    probes_port, spi_port, proxy_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "fma.requester", "serve", "--host", "127.0.0.1", "--mock-gpus", "2"],
+        [
+            *[sys.executable, "-m", "fma.requester", "serve", "--host", "127.0.0.1"],
+            *["--mock-gpus", "2", "--spi-port", str(spi_port), "--proxy-port", str(proxy_port)],
+        ],
         cwd=ROOT,
-        env={**os.environ, "PROBES_PORT": str(probes_port), "SPI_PORT": str(spi_port)},
+        # PROBES_PORT is honoured without its flag; --spi-port wins over SPI_PORT.
+        env={**os.environ, "PROBES_PORT": str(probes_port), "SPI_PORT": str(free_port())},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert wait_for(f"http://127.0.0.1:{probes_port}/ready").status_code == 503
@@ -48,8 +53,19 @@ def test_the_requester_serves_probes_and_spi_and_stops_on_sigterm() -> None:
         assert wait_for(f"{spi}/v1/dual-pods/accelerators").json() == ["GPU-0", "GPU-1"]
         assert httpx.post(f"{spi}/v1/become-ready").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{probes_port}/ready").status_code == 200
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+
+        assert httpx.get(f"{spi}/v1/proxy/config").status_code == 404
+        target = {"address": "127.0.0.1", "port": probes_port}  # the requester's own probes
+        assert httpx.put(f"{spi}/v1/proxy/config", json=target).status_code == 200
+        with httpx.Client(base_url=f"http://127.0.0.1:{proxy_port}") as through_proxy:
+            assert through_proxy.get("/health").json() == {"status": "OK"}
+            assert through_proxy.get("/ready").json() == {"ready": True}
+            process.send_signal(signal.SIGTERM)  # with a kept-alive connection through it
+            assert process.wait(timeout=20) == 0
+        assert process.stderr is not None
+        log = process.stderr.read()
+        assert f"proxy port {proxy_port}" in log
+        assert f"forwarding to 127.0.0.1:{probes_port}" in log
     finally:
         process.kill()
         process.wait()
