@@ -25,13 +25,17 @@ def serve(
     probes_port: Annotated[
         str | None,
         typer.Option(
-            metavar="PORT", help="Port of /health and /ready [default: $PROBES_PORT, 8080]."
+            metavar="PORT",
+            help="Port of /health and /ready.",
+            show_default="$PROBES_PORT, else 8080",
         ),
     ] = None,
     spi_port: Annotated[
         str | None,
         typer.Option(
-            metavar="PORT", help="Port of the SPI the controller calls [default: $SPI_PORT, 8081]."
+            metavar="PORT",
+            help="Port of the SPI the controller calls.",
+            show_default="$SPI_PORT, else 8081",
         ),
     ] = None,
     proxy_port: Annotated[
@@ -39,15 +43,16 @@ def serve(
         typer.Option(
             metavar="PORT",
             help="Port of the TCP proxy to the bound provider, opened once the controller "
-            "configures it [default: 8082].",
+            "configures it.",
+            show_default="8082",
         ),
     ] = None,
     proxy_dial_timeout: Annotated[
         str | None,
         typer.Option(
             metavar="DURATION",
-            help="How long the proxy waits to connect upstream: 10s, 500ms, or seconds "
-            "[default: 10s].",
+            help="How long the proxy waits to connect upstream: 10s, 500ms, or seconds.",
+            show_default="10s",
         ),
     ] = None,
     mock_gpus: Annotated[
