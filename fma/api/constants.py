@@ -89,3 +89,19 @@ LAUNCHER_CONTAINER_ENV: Final = {
     ENV_VLLM_SERVER_DEV_MODE: "1",
 }
 """Injected into (or overwriting) the launcher container's environment."""
+
+# --- ModelService (llm-d.ai), as upstream llm-d-model-service names things -------------------
+MS_GROUP: Final = "llm-d.ai"
+MS_VERSION: Final = "v1alpha1"
+MS_API_VERSION: Final = f"{MS_GROUP}/{MS_VERSION}"
+LABEL_MS_INFERENCE_SERVING: Final = "llm-d.ai/inferenceServing"
+LABEL_MS_MODEL: Final = "llm-d.ai/model"
+LABEL_MS_ROLE: Final = "llm-d.ai/role"
+LABEL_MS_EPP: Final = "llm-d.ai/epp"
+LABEL_MS_COMPONENT: Final = "llm-d.ai/component"
+COMPONENT_FMA_REQUESTER: Final = "fma-requester"
+"""`llm-d.ai/component` of requester Pods standing in for decode Pods."""
+ANN_MS_DECOUPLE_SCALING: Final = "llm-d.ai/decouple-scaling"
+"""`"true"` on a Deployment whose replicas an autoscaler owns after creation."""
+FMA_IMAGE: Final = "ghcr.io/llm-d-fma/fma"
+"""The project's image (entrypoint `fma`): requester, launcher and operator."""

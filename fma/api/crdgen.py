@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fma.api.constants import GROUP, VERSION
+from fma.api.constants import GROUP, MS_GROUP, VERSION
 from fma.api.crds import InferenceServerConfig, LauncherConfig, LauncherPopulationPolicy
+from fma.api.modelservice import ModelService
 
 JsonSchema = dict[str, Any]
 
@@ -26,6 +27,7 @@ class CrdInfo:
     plural: str
     short_name: str
     columns: tuple[tuple[str, str, str], ...]  # (name, type, jsonPath)
+    group: str = GROUP
 
 
 KINDS: tuple[CrdInfo, ...] = (
@@ -52,6 +54,20 @@ KINDS: tuple[CrdInfo, ...] = (
         "launcherpopulationpolicies",
         "lpp",
         (("Launchers", "string", ".spec.countForLauncher[*].launcherConfigName"),),
+    ),
+    CrdInfo(
+        ModelService,
+        "ModelService",
+        "modelservices",
+        "msvc",
+        (
+            ("Decouple Scaling", "boolean", ".spec.decoupleScaling"),
+            ("Prefill READY", "string", ".status.prefillReady"),
+            ("Prefill AVAIL", "integer", ".status.prefillAvailable"),
+            ("Decode READY", "string", ".status.decodeReady"),
+            ("Decode AVAIL", "integer", ".status.decodeAvailable"),
+        ),
+        group=MS_GROUP,
     ),
 )
 
@@ -115,9 +131,9 @@ def crd_manifest(info: CrdInfo) -> JsonSchema:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{info.plural}.{GROUP}"},
+        "metadata": {"name": f"{info.plural}.{info.group}"},
         "spec": {
-            "group": GROUP,
+            "group": info.group,
             "scope": "Namespaced",
             "names": {
                 "kind": info.kind,
@@ -151,5 +167,5 @@ def crd_manifest(info: CrdInfo) -> JsonSchema:
 
 
 def all_manifests() -> list[JsonSchema]:
-    """The three CRD manifests, in a stable order."""
+    """Every CRD manifest, in a stable order."""
     return [crd_manifest(info) for info in KINDS]

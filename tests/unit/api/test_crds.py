@@ -69,6 +69,7 @@ def test_short_names_and_list_map_keys() -> None:
         "InferenceServerConfig": ["isc"],
         "LauncherConfig": ["lcfg"],
         "LauncherPopulationPolicy": ["lpp"],
+        "ModelService": ["msvc"],
     }
     lpp = crd_manifest(KINDS[2])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     counts = lpp["properties"]["spec"]["properties"]["countForLauncher"]
