@@ -74,6 +74,10 @@ def up(
         Path | None, typer.Option(help="Where to keep state (default: a new temp directory).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the cluster as JSON.")] = False,
+    pod_runner: Annotated[
+        bool,
+        typer.Option(help="Really run the Pods of the project's image (needs root)."),
+    ] = True,
 ) -> None:
     """Start a cluster (building missing binaries first) and record it for `down` and `env`."""
     from fma.testcluster import build as b
@@ -102,6 +106,7 @@ def up(
             node_count=nodes,
             gpus_per_node=gpus,
             namespace=namespace,
+            pod_runner=pod_runner,
             report=_say,
         )
     except (b.BuildError, PkiError, process.ComponentFailed) as exc:

@@ -6,6 +6,11 @@ ServiceAccount exists (so pods can be created at once); the state is recorded in
 directory. On any failure it stops what it started and raises :class:`ComponentFailed` with one
 line naming the component and its log. :func:`down` stops every recorded process by pid, in
 reverse start order, and leaves none behind.
+
+Where the machine allows it (root, iproute2), ``up`` also reserves a Pod network and starts
+the pod runner (:mod:`fma.testcluster.podrunner`), which really runs the Pods of the
+project's image; ``down`` removes its bridge, namespaces and leftover processes again.
+Without it, every Pod gets KWOK's fake lifecycle, as before.
 """
 
 import http.client
@@ -13,6 +18,7 @@ import json
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -20,8 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fma.testcluster import components, nodes, pki, process
-from fma.testcluster.components import Layout
+from fma.testcluster.components import POD_RUNNER, Layout
+from fma.testcluster.podrunner import network, stages
+from fma.testcluster.podrunner.context import RunnerConfig
 from fma.testcluster.ports import free_ports
 from fma.testcluster.process import ComponentFailed, Running
 from fma.testcluster.state import LocalCluster
@@ -118,6 +128,34 @@ def _start_and_wait(
         _await_healthy(comp, components.health_url(comp.name, lay), START_TIMEOUT_S, started)
 
 
+def _fma_program() -> Path:
+    """The ``fma`` entrypoint the runner's containers run: this interpreter's, else PATH's."""
+    beside = Path(sys.executable).parent / "fma"
+    if beside.is_file():
+        return beside
+    found = shutil.which("fma")
+    if found is None:
+        raise ComponentFailed("no fma program beside the Python interpreter or on PATH")
+    return Path(found)
+
+
+def _write_runner_files(
+    lay: Layout, net: network.PodNetwork, names: list[str], namespace: str
+) -> None:
+    lay.kwok_config.write_text(yaml.safe_dump_all(stages.pod_stages(), sort_keys=False))
+    RunnerConfig(
+        state_dir=lay.state_dir,
+        kubeconfig=lay.kubeconfig,
+        ca_file=lay.ca_file,
+        network_index=net.index,
+        apiserver_port=lay.ports["kube-apiserver"],
+        nodes=tuple(names),
+        gpu_map_namespace=namespace,
+        fma=_fma_program(),
+        health_port=lay.ports[POD_RUNNER],
+    ).save(lay.runner_config)
+
+
 def up(
     bin_dir: Path,
     *,
@@ -126,12 +164,15 @@ def up(
     gpus_per_node: int = 8,
     namespace: str = "default",
     die_with_parent: bool = False,
+    pod_runner: bool = True,
     report: Callable[[str], None] = lambda _msg: None,
 ) -> LocalCluster:
     """Start a cluster from the binaries in ``bin_dir``; see the module docstring.
 
     ``die_with_parent`` makes the components exit when the calling process dies (for test
     sessions); without it they keep running until :func:`down` (for the CLI).
+    ``pod_runner`` asks for the pod runner; it is left out, with a report saying why, where
+    the machine cannot run Pods (see :func:`fma.testcluster.podrunner.network.supported`).
     """
     missing = [c for c in (*components.COMPONENTS, "kubectl") if not (bin_dir / c).is_file()]
     if missing:
@@ -142,13 +183,37 @@ def up(
         state_dir = Path(tempfile.mkdtemp(prefix="fma-testcluster-"))
     state_dir.mkdir(parents=True, exist_ok=True)
     ports = dict(zip(components.PORT_NAMES, free_ports(len(components.PORT_NAMES)), strict=True))
-    lay = Layout(state_dir=state_dir, bin_dir=bin_dir, ports=ports)
-    lay.pki.mkdir(exist_ok=True)
-    pki.write_service_account_key(lay.sa_key)
-    token = pki.write_token_file(lay.token_file)
-    pki.write_kubeconfig(lay.kubeconfig, lay.server, lay.ca_file, token)
     names = nodes.node_names(node_count)
+    net: network.PodNetwork | None = None
+    why_not = network.supported() if pod_runner else "not asked for"
+    if why_not is None:
+        try:
+            net = network.allocate(state_dir)
+        except network.NetworkError as exc:
+            raise ComponentFailed(f"pod network: {exc}") from exc
+        report(f"pod network {net.cidr} on bridge {net.bridge}")
+    elif pod_runner:
+        report(f"no pod runner: it {why_not}; every Pod gets KWOK's fake lifecycle")
+    lay = Layout(
+        state_dir=state_dir,
+        bin_dir=bin_dir,
+        ports=ports,
+        apiserver_host=net.gateway if net else "127.0.0.1",
+        pod_cidr=net.cidr if net else components.POD_CIDR,
+        pod_runner=net is not None,
+    )
     started: list[Running] = []
+    try:
+        lay.pki.mkdir(exist_ok=True)
+        pki.write_service_account_key(lay.sa_key)
+        token = pki.write_token_file(lay.token_file)
+        pki.write_kubeconfig(lay.kubeconfig, lay.server, lay.ca_file, token)
+        if net is not None:
+            _write_runner_files(lay, net, names, namespace)
+    except BaseException:
+        if net is not None:
+            network.release(net, state_dir)
+        raise
 
     def record() -> LocalCluster:
         cluster = LocalCluster(
@@ -161,6 +226,7 @@ def up(
             gpus_per_node=gpus_per_node,
             ports=ports,
             components=tuple(started),
+            pod_network=net.index if net else None,
         )
         cluster.save()
         return cluster
@@ -172,16 +238,14 @@ def up(
         report("starting kube-apiserver")
         _start_and_wait(lay, ["kube-apiserver"], started, die_with_parent=die_with_parent)
         record()
-        report("starting kube-controller-manager, kube-scheduler, kwok")
-        _start_and_wait(
-            lay,
-            ["kube-controller-manager", "kube-scheduler", "kwok"],
-            started,
-            die_with_parent=die_with_parent,
-        )
+        last = ["kube-controller-manager", "kube-scheduler", "kwok"]
+        last += [POD_RUNNER] if net is not None else []
+        report(f"starting {', '.join(last)}")
+        _start_and_wait(lay, last, started, die_with_parent=die_with_parent)
         cluster = record()
         report(f"creating {node_count} fake GPU nodes and the gpu-map ConfigMap")
-        objects = nodes.cluster_objects(node_count, gpus_per_node, namespace)
+        node_cidr = net.node_cidr if net is not None else nodes.default_pod_cidr
+        objects = nodes.cluster_objects(node_count, gpus_per_node, namespace, node_cidr)
         kubectl(lay, "apply", "-f", "-", stdin=json.dumps(objects))
 
         def nodes_ready() -> bool:
@@ -210,6 +274,8 @@ def up(
         for comp in reversed(started):
             process.stop(comp)
         record()
+        if net is not None:
+            network.release(net, state_dir)
         if isinstance(exc, ComponentFailed) or not isinstance(
             exc, WaitTimeout | OSError | subprocess.SubprocessError
         ):
@@ -233,6 +299,12 @@ def down(cluster: LocalCluster, *, remove_state: bool = True) -> list[str]:
             process.stop(comp)
         except ComponentFailed as exc:  # keep stopping the others, then report it
             failures.append(exc)
+    if cluster.pod_network is not None:
+        # The runner has stopped its containers; this also covers a runner that was killed.
+        try:
+            network.release(network.PodNetwork(cluster.pod_network), cluster.state_dir)
+        except (network.NetworkError, OSError) as exc:
+            failures.append(ComponentFailed(f"pod network {cluster.pod_network}: {exc}"))
     if failures:
         raise failures[0]
     if remove_state:
@@ -257,4 +329,9 @@ def as_json(cluster: LocalCluster) -> dict[str, Any]:
         "gpus_per_node": cluster.gpus_per_node,
         "ports": cluster.ports,
         "pids": {c.name: c.pid for c in cluster.components},
+        "pod_network": (
+            network.PodNetwork(cluster.pod_network).cidr
+            if cluster.pod_network is not None
+            else None
+        ),
     }

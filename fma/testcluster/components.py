@@ -1,13 +1,19 @@
-"""Command lines and health endpoints of the five control-plane programs (pure, no I/O).
+"""Command lines and health endpoints of the control-plane programs (pure, no I/O).
 
-Everything listens on 127.0.0.1 only, on ports chosen free at start-up. The flags are the
+Everything listens on 127.0.0.1 only, on ports chosen free at start-up, except the
+kube-apiserver of a cluster with a pod runner: it listens on the Pod network's gateway
+address (see :mod:`fma.testcluster.podrunner.network`), the one address both the host and
+the Pods reach, and its self-signed serving certificate names that address. The flags are the
 minimal working set of a single-member control plane: etcd without fsync (test data is
 throw-away), an apiserver with Node,RBAC authorization and the default admission chain plus
 NodeRestriction and ValidatingAdmissionPolicy, the controller-manager with all default
 controllers (Deployments, ReplicaSets, garbage collection, service accounts ...), the scheduler,
-and KWOK managing only the nodes annotated ``kwok.x-k8s.io/node=fake``.
+and KWOK managing only the nodes annotated ``kwok.x-k8s.io/node=fake`` (with stages that
+leave the pod runner's Pods alone when there is a runner). The pod runner is this package's
+own Python program, run with the interpreter of the calling process.
 """
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -15,7 +21,10 @@ from typing import Final
 from fma.testcluster.nodes import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
 
 COMPONENTS: Final = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-"""Start order; they stop in the reverse order."""
+"""The built programs, in start order; they stop in the reverse order."""
+
+POD_RUNNER: Final = "pod-runner"
+"""Started last (after KWOK), so stopped first."""
 
 PORT_NAMES: Final = (
     "etcd-client",
@@ -24,6 +33,7 @@ PORT_NAMES: Final = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    POD_RUNNER,
 )
 
 SERVICE_CIDR: Final = "10.96.0.0/16"
@@ -37,6 +47,9 @@ class Layout:
     state_dir: Path
     bin_dir: Path
     ports: dict[str, int]
+    apiserver_host: str = "127.0.0.1"
+    pod_cidr: str = POD_CIDR
+    pod_runner: bool = False
 
     @property
     def pki(self) -> Path:
@@ -61,12 +74,23 @@ class Layout:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['kube-apiserver']}"
+        return f"https://{self.apiserver_host}:{self.ports['kube-apiserver']}"
+
+    @property
+    def kwok_config(self) -> Path:
+        """KWOK's configuration: the Pod stages that skip the runner's Pods."""
+        return self.state_dir / "kwok.yaml"
+
+    @property
+    def runner_config(self) -> Path:
+        return self.state_dir / "pod-runner.json"
 
     def log(self, component: str) -> Path:
         return self.state_dir / "logs" / f"{component}.log"
 
     def binary(self, component: str) -> Path:
+        if component == POD_RUNNER:
+            return Path(sys.executable)
         return self.bin_dir / component
 
 
@@ -90,9 +114,10 @@ def args(component: str, lay: Layout) -> list[str]:
     if component == "kube-apiserver":
         return [
             f"--etcd-servers=http://127.0.0.1:{p['etcd-client']}",
-            "--bind-address=127.0.0.1",
-            # Without it the apiserver looks for a default-route interface.
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={lay.apiserver_host}",
+            # Without it the apiserver looks for a default-route interface; it is also the
+            # address its self-signed certificate names.
+            f"--advertise-address={lay.apiserver_host}",
             f"--secure-port={p['kube-apiserver']}",
             f"--cert-dir={lay.pki}",
             f"--token-auth-file={lay.token_file}",
@@ -121,20 +146,24 @@ def args(component: str, lay: Layout) -> list[str]:
             *common,
             f"--service-account-private-key-file={lay.sa_key}",
             f"--root-ca-file={lay.ca_file}",
-            f"--cluster-cidr={POD_CIDR}",
+            f"--cluster-cidr={lay.pod_cidr}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
         ]
     if component == "kwok":
+        config = [f"--config={lay.kwok_config}"] if lay.pod_runner else []
         return [
+            *config,
             f"--kubeconfig={lay.kubeconfig}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}={KWOK_ANNOTATION_VALUE}",
             "--manage-nodes-with-label-selector=",
-            f"--cidr={POD_CIDR}",
+            f"--cidr={lay.pod_cidr}",
             "--node-ip=10.0.0.1",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{p['kwok']}",
         ]
+    if component == POD_RUNNER:
+        return ["-m", "fma.testcluster.podrunner", f"--config={lay.runner_config}"]
     raise ValueError(f"unknown component {component!r}")
 
 
@@ -147,6 +176,6 @@ def health_url(component: str, lay: Layout) -> str:
         return f"{lay.server}/readyz"
     if component in ("kube-controller-manager", "kube-scheduler"):
         return f"https://127.0.0.1:{p[component]}/healthz"
-    if component == "kwok":
-        return f"http://127.0.0.1:{p['kwok']}/healthz"
+    if component in ("kwok", POD_RUNNER):
+        return f"http://127.0.0.1:{p[component]}/healthz"
     raise ValueError(f"unknown component {component!r}")

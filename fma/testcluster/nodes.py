@@ -9,6 +9,7 @@ annotation and keeps them Ready; the status given here is what the scheduler see
 """
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_GPU_PRESENT, LABEL_HOSTNAME, RESOURCE_GPU
@@ -35,11 +36,17 @@ def gpu_map(nodes: list[str], gpus: int) -> dict[str, dict[str, int]]:
     return {node: {gpu_uuid(node, i): i for i in range(gpus)} for node in nodes}
 
 
-def node_manifest(name: str, index: int, gpus: int) -> Manifest:
+def default_pod_cidr(index: int) -> str:
+    """Node ``index``'s pod CIDR in a cluster without a pod runner: ``10.244.<index>.0/24``."""
+    return f"10.244.{index}.0/24"
+
+
+def node_manifest(name: str, index: int, gpus: int, pod_cidr: str | None = None) -> Manifest:
     """A v1 Node KWOK manages, with ``gpus`` GPUs and room for many small pods.
 
-    Each node gets its own pod CIDR (``10.244.<index>.0/24``) so KWOK hands out distinct pod
-    IPs per node, and its own InternalIP (``10.0.0.<index+2>``).
+    Each node gets its own pod CIDR (``pod_cidr``, by default ``10.244.<index>.0/24``; a
+    cluster with a pod runner passes its Pod network's) so pod IPs are distinct per node,
+    and its own InternalIP (``10.0.0.<index+2>``).
     """
     resources = {
         "cpu": "64",
@@ -48,7 +55,7 @@ def node_manifest(name: str, index: int, gpus: int) -> Manifest:
         "pods": "110",
         RESOURCE_GPU: str(gpus),
     }
-    cidr = f"10.244.{index}.0/24"
+    cidr = pod_cidr or default_pod_cidr(index)
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -98,12 +105,14 @@ def gpu_map_configmap(nodes: list[str], gpus: int, namespace: str) -> Manifest:
     }
 
 
-def cluster_objects(count: int, gpus: int, namespace: str) -> Manifest:
+def cluster_objects(
+    count: int, gpus: int, namespace: str, pod_cidr: Callable[[int], str] = default_pod_cidr
+) -> Manifest:
     """A v1 List of the namespace, the nodes and the ConfigMap, ready for ``kubectl apply``."""
     names = node_names(count)
     items: list[Manifest] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        *(node_manifest(name, i, gpus) for i, name in enumerate(names)),
+        *(node_manifest(name, i, gpus, pod_cidr(i)) for i, name in enumerate(names)),
         gpu_map_configmap(names, gpus, namespace),
     ]
     return {"apiVersion": "v1", "kind": "List", "items": items}

@@ -2,7 +2,8 @@
 
 A state directory holds everything one cluster owns: ``state.json`` (this record), the
 admin ``kubeconfig``, ``pki/`` (serving certificate, service-account key, token file),
-``etcd/`` (data) and ``logs/<component>.log``. ``fma testcluster down`` needs nothing but it.
+``etcd/`` (data), ``logs/<component>.log`` and, with a pod runner, ``pods/`` (one directory
+per Pod: container logs, volumes, pid files). ``fma testcluster down`` needs nothing but it.
 """
 
 import json
@@ -30,6 +31,8 @@ class LocalCluster:
     gpus_per_node: int
     ports: dict[str, int] = field(default_factory=dict)
     components: tuple[Running, ...] = ()
+    pod_network: int | None = None
+    """The index of the Pod network (``10.<index>.0.0/16``) if a pod runner runs Pods."""
 
     @property
     def kubectl(self) -> Path:
@@ -89,4 +92,5 @@ class LocalCluster:
             gpus_per_node=int(data["gpus_per_node"]),
             ports={str(k): int(v) for k, v in data["ports"].items()},
             components=tuple(Running(**c) for c in data["components"]),
+            pod_network=data.get("pod_network"),
         )
