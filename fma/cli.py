@@ -13,6 +13,7 @@ import yaml
 
 from fma.api.loading import InputError
 from fma.launcher.cli import app as launcher_app
+from fma.modelservice.cli import app as modelservice_app
 from fma.progress import progress_bar as _progress
 from fma.requester.cli import app as requester_app
 from fma.testcluster.cli import app as testcluster_app
@@ -31,6 +32,7 @@ sim_app = typer.Typer(
 )
 app.add_typer(sim_app, name="sim")
 app.add_typer(launcher_app, name="launcher")
+app.add_typer(modelservice_app, name="modelservice")
 app.add_typer(requester_app, name="requester")
 app.add_typer(testcluster_app, name="testcluster")
 
