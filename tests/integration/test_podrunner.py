@@ -325,6 +325,13 @@ def test_crashing_containers_restart_with_back_off(
     core.create_namespaced_pod(
         namespace, _pod("once", _container("exits", ["no-such-command"]), restartPolicy="Never")
     )
+    mixed = _pod(
+        "mixed",
+        _container("helps", ["--help"]),
+        {"name": "other", "image": "docker.io/library/busybox:1"},
+        restartPolicy="Never",
+    )
+    core.create_namespaced_pod(namespace, mixed)
 
     def restarted_twice(pod: Any) -> bool:
         statuses = pod.status.container_statuses or []
@@ -345,6 +352,23 @@ def test_crashing_containers_restart_with_back_off(
     once = _wait_pod(core, namespace, "once", lambda p: p.status.phase == "Failed", "Failed")
     status = once.status.container_statuses[0]
     assert status.restart_count == 0 and status.state.terminated.exit_code == 2
+
+    # Another image in a Pod of ours waits: the runner has no other image (KWOK stays out).
+    mixed = _wait_pod(
+        core,
+        namespace,
+        "mixed",
+        lambda p: (
+            (p.status.container_statuses or [None])[0] is not None
+            and p.status.container_statuses[0].state.terminated is not None
+        ),
+        "its fma container done",
+    )
+    helps, other = mixed.status.container_statuses
+    assert helps.state.terminated.reason == "Completed"
+    assert other.state.waiting.reason == "ErrImageNeverPull"
+    assert "busybox" in other.state.waiting.message
+    assert mixed.status.phase == "Pending" and not _ready(mixed)
 
 
 def test_liveness_failure_restarts_and_exec_probes_run_inside_the_pod(
@@ -393,7 +417,16 @@ def test_deletion_sigterms_honours_the_grace_period_and_leaves_nothing(
     # Ready through /health: the servers are up and have their signal handlers.
     probe = _http_probe("/health", 8080)
     deaf = _requester(env=[{"name": "PYTHONPATH", "value": str(tmp_path)}], readinessProbe=probe)
-    core.create_namespaced_pod(namespace, _pod("polite", _requester(readinessProbe=probe)))
+    # Polite also has an init container and no ServiceAccount token: the host's own
+    # /var/run/secrets is hidden from it all the same.
+    nothing_mounted = ["sh", "-c", 'test -z "$(ls -A /var/run/secrets)"']
+    polite = _pod(
+        "polite",
+        _requester(startupProbe=probe, readinessProbe={"exec": {"command": nothing_mounted}}),
+        initContainers=[_container("init", ["--help"])],
+        automountServiceAccountToken=False,
+    )
+    core.create_namespaced_pod(namespace, polite)
     core.create_namespaced_pod(namespace, _pod("deaf", deaf, terminationGracePeriodSeconds=2))
     held_pod = _pod(
         "held", _requester(readinessProbe=probe), metadata={"finalizers": ["example.com/hold"]}
@@ -409,6 +442,9 @@ def test_deletion_sigterms_honours_the_grace_period_and_leaves_nothing(
 def _stop_and_check(cluster: LocalCluster, core: Any, namespace: str) -> None:
     pods = {n: _wait_pod(core, namespace, n, _ready, "Ready") for n in ("polite", "deaf", "held")}
     pids = {n: _pid(cluster, p, "requester") for n, p in pods.items()}
+    init = pods["polite"].status.init_container_statuses[0]
+    assert init.state.terminated.exit_code == 0 and init.ready
+    assert _condition(pods["polite"], "Initialized").status == "True"
     spaces = [ns for ns in _netns() if any(p.metadata.uid in ns for p in pods.values())]
     veths = _veths(cluster)
     assert len(spaces) == 3 and len(veths) >= 3

@@ -28,6 +28,7 @@ from fma.testcluster.podrunner import gpus, netns, probes, status
 from fma.testcluster.podrunner.context import Context
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
 from fma.testcluster.podrunner.images import NotRunnable, container_argv, is_project_image
+from fma.testcluster.podrunner.network import NetworkError
 from fma.testcluster.podrunner.processes import ContainerProcess, Launch, exec_in
 from fma.testcluster.podrunner.status import ContainerView, PodView
 from fma.testcluster.podrunner.volumes import VolumeSources, binds
@@ -182,8 +183,21 @@ class PodWorker:
         if not await self._allocate_gpus():
             return False
         ip = self.ctx.ips.allocate(str(node["spec"]["podCIDR"]), self.uid)
-        netns_name, host_if = netns.sandbox_names(self.ctx.net, self.uid, self.ctx.next_serial())
-        self._sandbox = await self.ctx.call(netns.create, self.ctx.net, netns_name, host_if, ip)
+        while self._sandbox is None:
+            netns_name, host_if = netns.sandbox_names(
+                self.ctx.net, self.uid, self.ctx.next_serial()
+            )
+            try:
+                self._sandbox = await self.ctx.call(
+                    netns.create, self.ctx.net, netns_name, host_if, ip
+                )
+            except NetworkError as error:  # as a kubelet's FailedCreatePodSandBox: retry
+                _LOG.warning("pod %s/%s: no sandbox: %s", self.namespace, self.name, error)
+                for view in [*self.view.init, *self.view.containers]:
+                    view.state = status.waiting("ContainerCreating", str(error))
+                self._mark_dirty()
+                if await self._sleep(RETRY_S):
+                    return False
         _LOG.info("pod %s/%s: sandbox %s, IP %s", self.namespace, self.name, netns_name, ip)
         self.view.pod_ip, self.view.sandbox_ready = ip, True
         self._mark_dirty()
