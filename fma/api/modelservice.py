@@ -10,7 +10,7 @@ Defaults are the ones the API server would fill from the CRD (``replicas: 1`` an
 operator would see.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -67,14 +67,40 @@ class ParentReference(_Wire):
     port: PortNumber | None = None
 
 
+class KeySelector(_Wire):
+    """A key of a ConfigMap or Secret in the Pod's namespace."""
+
+    name: str = ""
+    key: NonEmptyStr
+    optional: bool | None = None
+
+
+class FieldSelector(_Wire):
+    api_version: str | None = Field(None, alias="apiVersion")
+    field_path: NonEmptyStr = Field(alias="fieldPath")
+
+
+class ResourceFieldSelector(_Wire):
+    container_name: str | None = Field(None, alias="containerName")
+    resource: NonEmptyStr
+    divisor: Quantity | None = None
+
+
+class EnvVarSource(_Wire):
+    """Where an environment variable's value comes from."""
+
+    config_map_key_ref: KeySelector | None = Field(None, alias="configMapKeyRef")
+    secret_key_ref: KeySelector | None = Field(None, alias="secretKeyRef")
+    field_ref: FieldSelector | None = Field(None, alias="fieldRef")
+    resource_field_ref: ResourceFieldSelector | None = Field(None, alias="resourceFieldRef")
+
+
 class EnvVar(_Wire):
     """A core/v1 EnvVar: a literal value or a valueFrom source, not both."""
 
     name: NonEmptyStr
     value: str | None = None
-    value_from: dict[str, Any] | None = Field(
-        None, alias="valueFrom", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
-    )
+    value_from: EnvVarSource | None = Field(None, alias="valueFrom")
 
     @model_validator(mode="after")
     def _one_source(self) -> "EnvVar":
