@@ -114,6 +114,8 @@ class PodWorker:
     def update(self, pod: Pod) -> None:
         """The API's latest version of the Pod."""
         self.pod = pod
+        if self.view.readiness_gates:
+            self._mark_dirty()  # a gate's condition may have changed
         if (pod.get("metadata") or {}).get("deletionTimestamp") and not self._terminate.is_set():
             self._grace = _grace_of(pod)
             _LOG.info(
@@ -299,6 +301,9 @@ class PodWorker:
         config = self.ctx.config
         services = service_env(self.ctx.net.gateway, config.apiserver_port)
         env = resolve(self._pod_with_addresses(), spec, sources=sources, services=services)
+        if env.get(ENV_NVIDIA_VISIBLE_DEVICES) == gpus.ALL and not self._node_gpus:
+            # "all" came from a ConfigMap or Secret, unseen at admission: look the node up now.
+            self._node_gpus = gpus.in_index_order(self.ctx.kube.gpu_map().get(self.node, {}))
         visible = gpus.visible_devices(env, self._gpus.get(view.name, []), self._node_gpus)
         if visible is not None:
             env[ENV_NVIDIA_VISIBLE_DEVICES] = visible
@@ -512,8 +517,11 @@ class PodWorker:
         async with self._write_lock:
             if self.gone or self.ctx.shutting_down:
                 return
-            previous = self._written or (self.pod.get("status") or {})
-            new = status.pod_status(self.view, previous)
+            # Transition times from what the runner wrote last; readiness gates (conditions
+            # others own) from what the API shows.
+            observed = list((self.pod.get("status") or {}).get("conditions") or [])
+            mine = list((self._written or {}).get("conditions") or [])
+            new = status.pod_status(self.view, {"conditions": [*observed, *mine]})
             if new == self._written:
                 return
             if not await self.ctx.call(self.ctx.kube.patch_status, self.namespace, self.name, new):

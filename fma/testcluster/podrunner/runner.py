@@ -73,6 +73,14 @@ class Runner:
             worker.update(pod)
             return
         meta = pod["metadata"]
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            # Finished before this runner started: never run again, as on a kubelet; only
+            # a pending deletion is finished.
+            if meta.get("deletionTimestamp"):
+                kube = self.ctx.kube
+                args = (meta["namespace"], meta["name"], uid)
+                asyncio.get_running_loop().run_in_executor(None, kube.finish_deletion, *args)
+            return
         _LOG.info(
             "pod %s/%s (uid %s) on %s: running it",
             meta["namespace"],

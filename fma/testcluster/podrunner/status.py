@@ -157,7 +157,11 @@ def _condition(
 
 
 def conditions(view: PodView, previous: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The four kubelet-owned conditions, keeping unchanged transition times."""
+    """The four kubelet-owned conditions, keeping unchanged transition times.
+
+    ``previous`` lists the conditions seen before (a later one of a type wins); readiness
+    gates are looked up there too.
+    """
     before = {str(c.get("type")): c for c in previous}
     unready = [c.name for c in view.containers if not c.ready]
     uninitialized = [c.name for c in view.init if "terminated" not in c.state]

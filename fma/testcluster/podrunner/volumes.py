@@ -148,7 +148,7 @@ def binds(
         volume = volumes.get(name)
         if volume is None:
             continue
-        if not path.startswith(SECRETS_ROOT) or mount.get("subPath"):
+        if not path.startswith(SECRETS_ROOT) or mount.get("subPath") or ":" in path:
             _LOG.info("skipping volume %s at %s: only /var/run/secrets/... is mounted", name, path)
             continue
         if name not in materialized:
