@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from fma.api.constants import CONFIGMAP_GPU_MAP, RESOURCE_GPU
+from fma.testcluster.podrunner import cgroups
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
 
@@ -125,6 +126,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _answers(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _log(cluster: LocalCluster, pod: Any, container: str, run: int = 0) -> str:
@@ -285,6 +293,20 @@ def test_launchers_share_a_port_and_call_the_apiserver_as_their_service_account(
         assert pod.status.container_statuses[0].started
 
     allowed, denied = pods
+    # Each launcher forks an engine; both engines listen on 8005, each in its own Pod.
+    # The allowed one knows the node's GPU UUIDs; the denied one only its mock GPU-0...
+    for pod, uuid in zip(pods, [f"GPU-{node}-0", "GPU-0"], strict=True):
+        created = http.post(
+            f"http://{pod.status.pod_ip}:8001/v2/vllm/instances",
+            json={"options": ["--model", "m", "--port", "8005"], "gpu_uuids": [uuid]},
+        )
+        assert created.status_code == 201, created.text
+    for pod in pods:
+        wait_until(
+            lambda ip=pod.status.pod_ip: _answers(http, f"http://{ip}:8005/health"),
+            timeout=TIMEOUT,
+            what=f"the engine of {pod.metadata.name} on 8005",
+        )
     wait_until(
         lambda: (
             f"GPU map from ConfigMap {namespace}/{CONFIGMAP_GPU_MAP}: 8 GPUs"
@@ -308,6 +330,15 @@ def test_launchers_share_a_port_and_call_the_apiserver_as_their_service_account(
         review = client.AuthenticationV1Api(as_pod).create_self_subject_review({})
     assert review.status.user_info.username == f"system:serviceaccount:{namespace}:reader"
     assert review.status.user_info.extra["authentication.kubernetes.io/pod-name"] == ["allowed"]
+
+    # Deleting a launcher stops its engine too, although it runs in a session of its own.
+    group = cgroups.cluster_root(int(cluster.pod_network or 0))
+    if group is not None:
+        members = cgroups.procs(group / denied.metadata.uid)
+        assert len(members) >= 2  # the launcher and its engine
+        core.delete_namespaced_pod("denied", namespace)
+        wait_until(lambda: _gone(core, namespace, "denied"), timeout=TIMEOUT, what="denied gone")
+        assert not any(_alive(pid) for pid in members)
 
 
 def test_crashing_containers_restart_with_back_off(
