@@ -19,17 +19,17 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
-from fma.testcluster.podrunner import gpus, netns, probes, status
+from fma.testcluster.podrunner import gpus, netns, prober, probes, status
 from fma.testcluster.podrunner.context import Context
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
 from fma.testcluster.podrunner.images import NotRunnable, container_argv, is_project_image
 from fma.testcluster.podrunner.network import NetworkError
-from fma.testcluster.podrunner.processes import ContainerProcess, Launch, exec_in
+from fma.testcluster.podrunner.processes import ContainerProcess, Launch
 from fma.testcluster.podrunner.status import ContainerView, PodView
 from fma.testcluster.podrunner.volumes import VolumeSources, binds
 
@@ -393,12 +393,23 @@ class PodWorker:
             "pod %s/%s container %s run %d: pid %d, log %s",
             self.namespace, self.name, view.name, view.restart_count, process.pid, launch.log,
         )  # fmt: skip
-        prober = asyncio.create_task(self._probe(view, spec, launch, process, began, init=init))
+        target = prober.Target(process, launch, self.view.pod_ip, self.ctx.http, began)
+        describe = f"pod {self.namespace}/{self.name} container {view.name}"
+        probing = asyncio.create_task(
+            prober.supervise(
+                {} if init else spec,  # init containers have no probes
+                view,
+                target,
+                changed=self._mark_dirty,
+                kill_grace=self._kill_grace,
+                describe=describe,
+            )
+        )
         ending: asyncio.Future[Any] = asyncio.ensure_future(self._terminate.wait())
         exited: asyncio.Future[Any] = process.exited
         await asyncio.wait({exited, ending}, return_when=asyncio.FIRST_COMPLETED)
         ending.cancel()
-        prober.cancel()
+        probing.cancel()
         code = await process.stop(self._grace)
         ran_for = time.monotonic() - began
         _LOG.info(
@@ -407,76 +418,11 @@ class PodWorker:
         )  # fmt: skip
         return code, ran_for
 
-    # --- probes ----------------------------------------------------------------------------
-
-    async def _probe(
-        self,
-        view: ContainerView,
-        spec: Mapping[str, Any],
-        launch: Launch,
-        process: ContainerProcess,
-        began: float,
-        *,
-        init: bool,
-    ) -> None:
-        if init:
-            return  # init containers have no probes
-        parsed = {
-            kind: probes.parse(kind, spec[f"{kind}Probe"], spec)
-            for kind in ("startup", "liveness", "readiness")
-            if spec.get(f"{kind}Probe")
-        }
-
-        async def run_exec(command: list[str], timeout: float) -> tuple[bool, str]:
-            return await exec_in(process.pid, command, launch.env, timeout, launch.cgroup)
-
-        async def loop(probe: probes.Probe, verdict: Callable[[bool | None, str], bool]) -> None:
-            counter = probes.ProbeCounter(probe)
-            await asyncio.sleep(max(0.0, began + probe.initial_delay - time.monotonic()))
-            while process.running:
-                tick = time.monotonic()
-                passed, message = await probes.check(
-                    probe, self.view.pod_ip, self.ctx.http, run_exec
-                )
-                if not verdict(counter.record(passed), message):
-                    return
-                await asyncio.sleep(max(0.0, probe.period - (time.monotonic() - tick)))
-
-        def kill_if_failed(probe: probes.Probe) -> Callable[[bool | None, str], bool]:
-            def on_verdict(passed: bool | None, message: str) -> bool:
-                if passed is False:
-                    _LOG.info(
-                        "pod %s/%s container %s failed its %s probe (%s): restarting it",
-                        self.namespace, self.name, view.name, probe.kind, message,
-                    )  # fmt: skip
-                    grace = probe.termination_grace
-                    grace = _grace_of(self.pod) if grace is None else min(grace, DELETE_GRACE_MAX_S)
-                    asyncio.get_running_loop().create_task(process.stop(grace))
-                    return False
-                return not (probe.kind == "startup" and passed)
-
-            return on_verdict
-
-        if "startup" in parsed:
-            await loop(parsed["startup"], kill_if_failed(parsed["startup"]))
-            if not process.running:
-                return
-            view.started = True
-            view.ready = "readiness" not in parsed
-            self._mark_dirty()
-
-        def readiness(passed: bool | None, _message: str) -> bool:
-            if bool(passed) != view.ready:
-                view.ready = bool(passed)
-                self._mark_dirty()
-            return True
-
-        loops = []
-        if "readiness" in parsed:
-            loops.append(loop(parsed["readiness"], readiness))
-        if "liveness" in parsed:
-            loops.append(loop(parsed["liveness"], kill_if_failed(parsed["liveness"])))
-        await asyncio.gather(*loops)
+    def _kill_grace(self, probe: probes.Probe) -> float:
+        """A failed probe's grace period: its own, else the Pod's, capped."""
+        if probe.termination_grace is None:
+            return _grace_of(self.pod)
+        return min(probe.termination_grace, DELETE_GRACE_MAX_S)
 
     # --- tear-down -------------------------------------------------------------------------
 
