@@ -459,8 +459,14 @@ def test_deletion_sigterms_honours_the_grace_period_and_leaves_nothing(
     )
     core.create_namespaced_pod(namespace, polite)
     core.create_namespaced_pod(namespace, _pod("deaf", deaf, terminationGracePeriodSeconds=2))
+    # Held checks its readiness from inside: the Pod reaches itself at 127.0.0.1.
+    itself = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health', timeout=1)"
     held_pod = _pod(
-        "held", _requester(readinessProbe=probe), metadata={"finalizers": ["example.com/hold"]}
+        "held",
+        _requester(
+            readinessProbe={"exec": {"command": ["python", "-c", itself]}, "periodSeconds": 1}
+        ),
+        metadata={"finalizers": ["example.com/hold"]},
     )
     core.create_namespaced_pod(namespace, held_pod)
     try:
