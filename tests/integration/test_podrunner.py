@@ -493,7 +493,7 @@ def _stop_and_check(cluster: LocalCluster, core: Any, namespace: str) -> None:
     polite_s = time.monotonic() - started
     wait_until(lambda: _gone(core, namespace, "deaf"), timeout=TIMEOUT, what="deaf gone")
     deaf_s = time.monotonic() - started
-    assert polite_s < 2.0, polite_s  # it stopped on SIGTERM
+    assert polite_s < 4.0, polite_s  # on SIGTERM, well within its 5 s grace period
     assert 2.0 <= deaf_s < 5.0, deaf_s  # SIGKILL after its 2 s grace period
     assert "Shutting down" in _log(cluster, pods["polite"], "requester")
     assert "Shutting down" not in _log(cluster, pods["deaf"], "requester")
