@@ -3,6 +3,7 @@
 from dataclasses import replace
 from typing import Any
 
+from fma.core.actions import Action, EmitEvent, LabelProvider, Plan, UpdateRequesterMeta
 from fma.core.identity import instance_id
 from fma.core.model import (
     GIB_BYTES,
@@ -77,3 +78,24 @@ def snapshot(
     **over: Any,
 ) -> NodeSnapshot:
     return replace(NodeSnapshot(NODE, n or node(), requesters, providers), **over)
+
+
+BOOKKEEPING = (EmitEvent, UpdateRequesterMeta, LabelProvider)
+"""Actions that tell (Events) or label (FYI metadata, the finalizer, the sleeping label):
+tests of a decision leave them out, and tests of these concerns look at them alone."""
+
+
+def essential(plan: Plan) -> tuple[Action, ...]:
+    """The plan's actions without :data:`BOOKKEEPING`."""
+    return tuple(a for a in plan.actions if not isinstance(a, BOOKKEEPING))
+
+
+def steady(r: Requester, p: Provider) -> tuple[Requester, Provider]:
+    """``r`` bound to ``p`` with the metadata the controller keeps on both (finalizer, labels),
+    so that an unchanged pair needs no write."""
+    labels = {"dual-pods.llm-d.ai/dual": p.name}
+    if p.kind is ProviderKind.LAUNCHER and p.bound_instance_id is not None:
+        labels["dual-pods.llm-d.ai/instance"] = p.bound_instance_id
+    awake = any(i.state is InstanceState.AWAKE for i in p.instances)
+    sleeping = {"dual-pods.llm-d.ai/sleeping": "false" if awake else "true"}
+    return replace(r, finalizer=True, labels=labels), replace(p, labels=sleeping)

@@ -2,23 +2,36 @@
 
 One entry point, :func:`plan_node`, decides everything for one node from a
 :class:`~fma.core.model.NodeSnapshot`. It is level-triggered: it looks only at the present
-state, so running it twice, late, or after a controller restart gives the right plan.
+state, so running it twice, late, or after a controller restart gives the right plan, and a
+node in a steady state gets an empty plan.
 
 Per requester the decision is a small state machine over what the snapshot shows:
 
 - bound, provider being deleted          -> delete the requester (its owner makes a new one);
-- bound, requester being deleted or gone -> unbind: sleep the instance (or delete it);
+- bound, requester being deleted or gone -> unbind: withdraw readiness and routing, put the
+  instance to sleep (or delete it), and remove the binding once it is asleep or gone;
+- bound, provider not Ready              -> withdraw readiness; wait, but not for ever;
 - bound, instance missing (launcher)     -> create it, or delete the requester if it had served;
 - bound, instance sleeping               -> wake it once its GPUs are free;
-- bound, instance awake, not yet relayed -> relay readiness (the first relay is the actuation);
-- bound, instance or launcher stuck      -> abandon the provider after ``ready_timeout_s``;
+- bound, instance waking                 -> wait for the wake to end (it is observed);
+- bound, instance awake                  -> label the provider, relay readiness (the first
+  relay is the actuation);
+- bound, instance stopped                -> delete the requester;
+- unbound, being deleted                 -> release the finalizer once its GPUs are free;
+- unbound, GPUs not yet known            -> ask its SPI;
 - unbound                                -> place it: direct (:func:`_place_direct`) or through a
-  launcher (:func:`fma.core.launchers.place`).
+  launcher (:func:`fma.core.launchers.place`), adding the finalizer first.
 
-After the requesters, launcher housekeeping (:mod:`fma.core.launchers`) and the launcher
-population (:mod:`fma.core.population`) run on the providers nobody claimed in this plan.
+A second provider bound to a live requester (a duplicate binding) is released like an unbind,
+with a warning Event. After the requesters, housekeeping (:mod:`fma.core.housekeeping`) and the
+launcher population (:mod:`fma.core.population`) run on the providers nobody claimed in this
+plan. Finally every decision a user would want to see gets its Event
+(:func:`fma.core.reasons.narrate`).
 """
 
+from collections import Counter
+
+from fma.api.constants import LABEL_DUAL, LABEL_INSTANCE, LABEL_SLEEPING
 from fma.core import housekeeping, launchers, population
 from fma.core.actions import (
     Action,
@@ -29,11 +42,17 @@ from fma.core.actions import (
     DeleteInstance,
     DeleteProvider,
     DeleteRequester,
+    EmitEvent,
+    LabelProvider,
     Plan,
+    QueryAccelerators,
     RelayReadiness,
+    SetActuationPath,
     SetRequesterStatus,
     SleepInstance,
+    SubjectKind,
     Unbind,
+    UpdateRequesterMeta,
     WakeInstance,
 )
 from fma.core.model import (
@@ -44,11 +63,20 @@ from fma.core.model import (
     Provider,
     ProviderKind,
     Requester,
+    Routing,
     ServerSpec,
 )
 from fma.core.policy import Actuation, Policy
+from fma.core.reasons import (
+    INSTANCE_GONE,
+    INSTANCE_STOPPED,
+    NODE_CORDONED,
+    PROVIDER_DELETING,
+    PROVIDER_NOT_READY,
+    narrate,
+)
 from fma.core.retire import retire
-from fma.core.room import room_for
+from fma.core.room import holders_of, room_for
 from fma.core.target import Target, target_of
 
 
@@ -61,12 +89,19 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     plan = Plan()
     sleeping = False
     claimed: set[str] = set()
-    live_uids = {r.uid for r in snapshot.requesters}
+    live = {r.uid: r for r in snapshot.requesters}
     for provider in snapshot.providers:
-        if provider.bound and provider.bound_requester_uid not in live_uids:
-            step = _unbind(provider, snapshot, now_s=now_s, policy=policy)
-            plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
-            claimed.add(provider.name)
+        uid = provider.bound_requester_uid
+        if uid is None:
+            continue
+        if uid not in live:
+            step = _unbind(provider, None, snapshot, now_s=now_s, policy=policy)
+        elif snapshot.provider_bound_to(uid) is not provider:
+            step = _release_duplicate(provider, snapshot, now_s=now_s, policy=policy)
+        else:
+            continue
+        plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
+        claimed.add(provider.name)
     for requester in sorted(snapshot.requesters, key=lambda r: (r.started_s or 0.0, r.uid)):
         step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
         claimed.update(_providers_touched(step.actions))
@@ -79,10 +114,17 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         for a in plan.actions
         if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None
     }
-    plan += population.plan_population(
-        snapshot, claimed=claimed, placed=placed, now_s=now_s, policy=policy
+    created = Counter(
+        a.launcher_config
+        for a in plan.actions
+        if isinstance(a, CreateLauncher) and a.requester_uid is not None
     )
-    return plan
+    plan += population.plan_population(
+        snapshot, claimed=claimed, placed=placed, created=created, now_s=now_s, policy=policy
+    )
+    if not plan.actions:
+        return plan
+    return Plan(narrate(plan.actions), plan.requeue_after_s)
 
 
 def _one_sleep_at_a_time(plan: Plan, step: Plan, sleeping: bool) -> tuple[Plan, bool]:
@@ -111,27 +153,64 @@ def plan_requester(
     provider = snapshot.provider_bound_to(requester.uid)
     if provider is not None:
         return _bound(requester, provider, snapshot, now_s=now_s, policy=policy)
-    if requester.deleting or requester.gpu_uuids is None or requester.node is None:
-        return Plan()
-    if snapshot.node is None:
-        return Plan()  # the node is going away; Pod GC deletes the requester
+    if requester.deleting:
+        return _release_finalizer(requester, snapshot)
+    if requester.node is None or snapshot.node is None:
+        return Plan()  # not scheduled yet, or the node is going away (Pod GC deletes it)
+    if requester.gpu_uuids is None:
+        started = requester.started_s is not None
+        return Plan((QueryAccelerators(requester.uid),)) if started else Plan()
     if not snapshot.node.schedulable:
-        return Plan((DeleteRequester(requester.uid, "node is cordoned"),))
+        return Plan((DeleteRequester(requester.uid, NODE_CORDONED),))
     problems = _gpu_problems(requester, snapshot)
     target = target_of(requester, snapshot)
     if isinstance(target, str):
         problems = (*problems, target)
+    elif not problems and not _fits_alone(target.spec, requester.gpu_uuids, snapshot):
+        problems = (*problems, f"model {target.spec.model} does not fit its GPUs")
     if problems:
-        return Plan((SetRequesterStatus(requester.uid, problems),))
+        return _status(requester, problems)
     assert isinstance(target, Target)
-    if not _fits_alone(target.spec, requester.gpu_uuids, snapshot):
-        message = f"model {target.spec.model} does not fit its GPUs"
-        return Plan((SetRequesterStatus(requester.uid, (message,)),))
+    if not snapshot.node.ready:
+        # The kubelet is not reporting: a new Pod or instance could not start there now.
+        return _status(requester, ()) + Plan(requeue_after_s=policy.retry_delay_s)
     if target.isc_name is not None and policy.actuation is Actuation.FMA:
-        return launchers.place(
+        placing = launchers.place(
             requester, target, snapshot, claimed=claimed, now_s=now_s, policy=policy
         )
-    return _place_direct(requester, target, snapshot, now_s=now_s, policy=policy, claimed=claimed)
+    else:
+        placing = _place_direct(
+            requester, target, snapshot, now_s=now_s, policy=policy, claimed=claimed
+        )
+    return _status(requester, ()) + _hold_first(requester, placing)
+
+
+def _status(requester: Requester, errors: tuple[str, ...]) -> Plan:
+    """Write the requester's status when it differs from what the Pod shows."""
+    if requester.errors == errors:
+        return Plan()
+    return Plan((SetRequesterStatus(requester.uid, errors),))
+
+
+def _hold_first(requester: Requester, placing: Plan) -> Plan:
+    """Put the finalizer on the requester before it is first bound, so that a deletion right
+    after the bind still waits for its instance to be asleep or gone."""
+    binds = any(
+        isinstance(a, Bind | CreateLauncher | CreateDirectProvider) for a in placing.actions
+    )
+    if requester.finalizer or not binds:
+        return placing
+    return Plan((UpdateRequesterMeta(requester.uid, finalizer=True),)) + placing
+
+
+def _release_finalizer(requester: Requester, snapshot: NodeSnapshot) -> Plan:
+    """A requester being deleted, bound to nothing (or unbound in this plan): let it go once
+    nothing holds its GPUs — nothing loading, serving, moving weights or stopping there."""
+    if not requester.finalizer:
+        return Plan()
+    if requester.gpu_uuids and holders_of(requester.gpu_uuids, snapshot):
+        return Plan()  # an instance is still stopping or moving weights there: observed later
+    return Plan((UpdateRequesterMeta(requester.uid, finalizer=False),))
 
 
 # --- bound requesters --------------------------------------------------------------------------
@@ -146,32 +225,91 @@ def _bound(
     policy: Policy,
 ) -> Plan:
     if provider.deleting:
-        # The provider finalizer holds it until the requester is on its way out too.
         if requester.deleting:
+            # The provider finalizer held it for us; the requester's finalizer now waits for
+            # the GPUs to be free (:func:`_release_finalizer`).
             return Plan((Unbind(provider.name),))
-        return Plan((DeleteRequester(requester.uid, "its provider is being deleted"),))
+        return _withdraw(requester) + Plan((DeleteRequester(requester.uid, PROVIDER_DELETING),))
     if requester.deleting:
-        return _unbind(provider, snapshot, now_s=now_s, policy=policy)
+        return _unbind(provider, requester, snapshot, now_s=now_s, policy=policy)
+    meta = _mark(requester, provider)
     if not provider.ready:
-        return _wait_for_ready(provider, now_s=now_s, policy=policy)
+        return meta + _withdraw(requester) + _not_ready(requester, provider, now_s, policy)
     instance = provider.instance(provider.bound_instance_id)
     if instance is None:
-        return _missing_instance(requester, provider, snapshot, now_s=now_s, policy=policy)
+        return meta + _missing_instance(requester, provider, snapshot, now_s=now_s, policy=policy)
     match instance.state:
         case InstanceState.SLEEPING:
             room = room_for(
                 instance, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy
             )
-            return room or Plan((WakeInstance(provider.name, instance.instance_id),))
+            wake = room or Plan((WakeInstance(provider.name, instance.instance_id),))
+            return meta + _withdraw(requester) + wake
+        case InstanceState.WAKING | InstanceState.FALLING_ASLEEP | InstanceState.STOPPING:
+            # In flight: its end is an observed change; the requeue is only a safety net.
+            return meta + _withdraw(requester) + Plan(requeue_after_s=policy.retry_delay_s)
         case InstanceState.STOPPED:
-            return Plan((DeleteRequester(requester.uid, "its instance stopped"),))
+            stopped = Plan((DeleteRequester(requester.uid, INSTANCE_STOPPED),))
+            return _withdraw(requester) + stopped
         case InstanceState.STARTING:
-            return _wait_for_ready(provider, now_s=now_s, policy=policy)
+            since_s = max(provider.bound_s or provider.created_s, instance.created_s)
+            return meta + _wait_for_ready(provider, since_s, now_s=now_s, policy=policy)
         case InstanceState.AWAKE:
+            labels = _label(provider, snapshot, awake=True)
             if requester.ready:
-                return Plan()
+                return meta + labels
             first = None if requester.actuated else (provider.path or ActuationPath.COLD)
-            return Plan((RelayReadiness(requester.uid, True, actuation=first),))
+            return meta + labels + Plan((RelayReadiness(requester.uid, True, actuation=first),))
+
+
+def _mark(requester: Requester, provider: Provider) -> Plan:
+    """FMA's metadata on a bound requester: the finalizer, and labels naming its provider and
+    (on a launcher) its instance. Written only when the Pod shows something else."""
+    instance_id = provider.bound_instance_id if provider.kind is ProviderKind.LAUNCHER else None
+    if (
+        requester.finalizer
+        and requester.labels.get(LABEL_DUAL) == provider.name
+        and requester.labels.get(LABEL_INSTANCE) == instance_id
+    ):
+        return Plan()
+    return Plan((UpdateRequesterMeta(requester.uid, True, provider.name, instance_id),))
+
+
+def _withdraw(requester: Requester | None) -> Plan:
+    """Take back readiness a requester shows while its engine cannot serve."""
+    if requester is None or not requester.ready:
+        return Plan()
+    return Plan((RelayReadiness(requester.uid, False),))
+
+
+def _label(provider: Provider, snapshot: NodeSnapshot, *, awake: bool) -> Plan:
+    """The ``sleeping`` label and routing metadata a bound provider should carry: routing only
+    while its instance is awake. A serving instance keeps the routing it was given."""
+    routing = (provider.routing or _routing_of(provider, snapshot)) if awake else None
+    sleeping = "false" if awake else "true"
+    if provider.labels.get(LABEL_SLEEPING) == sleeping and provider.routing == routing:
+        return Plan()
+    return Plan((LabelProvider(provider.name, sleeping=not awake, routing=routing),))
+
+
+def _routing_of(provider: Provider, snapshot: NodeSnapshot) -> Routing | None:
+    instance = provider.instance(provider.bound_instance_id)
+    isc = snapshot.iscs.get(instance.isc_name or "") if instance is not None else None
+    return isc.routing if isc is not None and isc.routing else None
+
+
+def _not_ready(requester: Requester, provider: Provider, now_s: float, policy: Policy) -> Plan:
+    """A bound provider that is not Ready: after serving, its requester goes once it has been
+    not Ready for the ready timeout (a restarting launcher lost its instances anyway); before,
+    the wait is measured from the binding."""
+    if requester.actuated:
+        waited_s = provider.not_ready_for_s(now_s)
+        if waited_s < policy.ready_timeout_s:
+            return Plan(requeue_after_s=policy.ready_timeout_s - waited_s)
+        return Plan((DeleteRequester(requester.uid, PROVIDER_NOT_READY),))
+    bound_s = provider.bound_s if provider.bound_s is not None else provider.created_s
+    went_not_ready_s = now_s - provider.not_ready_for_s(now_s)
+    return _wait_for_ready(provider, max(bound_s, went_not_ready_s), now_s=now_s, policy=policy)
 
 
 def _missing_instance(
@@ -184,10 +322,10 @@ def _missing_instance(
 ) -> Plan:
     """A bound launcher without the instance: create it, unless it vanished after serving."""
     if requester.actuated or provider.kind is ProviderKind.DIRECT:
-        return Plan((DeleteRequester(requester.uid, "its instance is gone"),))
+        return _withdraw(requester) + Plan((DeleteRequester(requester.uid, INSTANCE_GONE),))
     target = target_of(requester, snapshot)
     if isinstance(target, str):
-        return Plan((SetRequesterStatus(requester.uid, (target,)),))
+        return _status(requester, (target,))
     assert requester.gpu_uuids is not None
     if target.instance_id != provider.bound_instance_id:
         # The ISC changed between the bind and the instance's creation: the binding names an
@@ -205,19 +343,27 @@ def _missing_instance(
     room = room_for(newcomer, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy)
     if room is not None:
         return room
+    if launchers.port_taken(provider, target):
+        # An instance leaving this launcher still holds the target's port until it exits.
+        return Plan(requeue_after_s=policy.retry_delay_s)
     create = CreateInstance(
         provider.name, target.instance_id, target.spec, requester.gpu_uuids, target.isc_name
     )
+    if provider.path is ActuationPath.HOT:
+        # The sleeper this binding meant to wake is gone: a new instance makes it warm.
+        return Plan((SetActuationPath(provider.name, ActuationPath.WARM), create))
     return Plan((create,))
 
 
-def _wait_for_ready(provider: Provider, *, now_s: float, policy: Policy) -> Plan:
-    """Wait for a starting launcher or instance, but not forever: abandon it after the timeout.
+def _wait_for_ready(provider: Provider, since_s: float, *, now_s: float, policy: Policy) -> Plan:
+    """Wait for a starting launcher or instance, but not forever: abandon it once
+    ``ready_timeout_s`` have passed since ``since_s``.
 
-    An abandoned launcher is only unbound (it may still become useful); an abandoned direct
-    provider is deleted. Either way the requester is placed again on the next pass.
+    An abandoned launcher is only unbound (it may still become useful) after its instance is
+    deleted; an abandoned direct provider is deleted. Either way the requester is placed again
+    on the next pass.
     """
-    waited_s = now_s - (provider.bound_s if provider.bound_s is not None else provider.created_s)
+    waited_s = now_s - since_s
     if waited_s < policy.ready_timeout_s:
         return Plan(requeue_after_s=policy.ready_timeout_s - waited_s)
     reason = f"not ready within {policy.ready_timeout_s:g} s"
@@ -233,15 +379,49 @@ def _wait_for_ready(provider: Provider, *, now_s: float, policy: Policy) -> Plan
 # --- unbinding ---------------------------------------------------------------------------------
 
 
-def _unbind(provider: Provider, snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
-    """Release ``provider`` from a requester that is going, retiring its instance.
+def _unbind(
+    provider: Provider,
+    requester: Requester | None,
+    snapshot: NodeSnapshot,
+    *,
+    now_s: float,
+    policy: Policy,
+) -> Plan:
+    """Release ``provider`` from a requester that is going (or gone: None).
 
-    The binding record goes last, after the instance is put to sleep or deleted: the
-    requester's finalizer, released with the binding, keeps its GPUs until then.
+    First readiness and routing metadata are withdrawn, so traffic stops while the engine can
+    still answer; then the instance is retired. The binding goes only once the instance is
+    settled — asleep, gone or being stopped — so the provider stays claimed while its weights
+    move; and with it, when nothing is left on its GPUs, the requester's finalizer.
     """
     instance = provider.instance(provider.bound_instance_id)
-    retiring = retire(provider, instance, snapshot, now_s=now_s, policy=policy)
-    return Plan((*retiring, Unbind(provider.name)))
+    withdraw = _withdraw(requester)
+    if provider.routing is not None:
+        withdraw += Plan((LabelProvider(provider.name, sleeping=False, routing=None),))
+    retirement = retire(provider, instance, snapshot, now_s=now_s, policy=policy)
+    step = withdraw + Plan(retirement.actions)
+    if not retirement.settled:
+        return step
+    step += Plan((Unbind(provider.name),))
+    if requester is not None:
+        step += _release_finalizer(requester, snapshot)
+    return step
+
+
+def _release_duplicate(
+    provider: Provider, snapshot: NodeSnapshot, *, now_s: float, policy: Policy
+) -> Plan:
+    """A second provider bound to a requester another provider serves: release it like an
+    unbind (its requester keeps its readiness and finalizer), and say so."""
+    warning = EmitEvent(
+        SubjectKind.PROVIDER,
+        provider.name,
+        "DuplicateBinding",
+        f"bound to requester {provider.bound_requester_uid}, which another provider serves;"
+        " releasing it",
+        warning=True,
+    )
+    return Plan((warning,)) + _unbind(provider, None, snapshot, now_s=now_s, policy=policy)
 
 
 # --- placing unbound requesters on the direct path ----------------------------------------------
@@ -306,11 +486,14 @@ def _gpu_problems(requester: Requester, snapshot: NodeSnapshot) -> tuple[str, ..
 
 
 def _fits_alone(spec: ServerSpec, gpu_uuids: tuple[str, ...], snapshot: NodeSnapshot) -> bool:
-    """Whether the instance's share of weights fits each of its GPUs with nothing else there."""
+    """Whether the instance's share of weights fits within what the engine may claim of each
+    of its GPUs (``gpu_memory_utilization``), with nothing else there."""
     assert snapshot.node is not None
     share = spec.weights_bytes // max(1, len(gpu_uuids))
     gpus = [snapshot.node.gpu(u) for u in gpu_uuids]
-    return all(g is not None and share <= g.memory_bytes for g in gpus)
+    return all(
+        g is not None and share <= spec.gpu_memory_utilization * g.memory_bytes for g in gpus
+    )
 
 
 def _providers_touched(actions: tuple[Action, ...]) -> set[str]:

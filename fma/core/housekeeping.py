@@ -1,11 +1,13 @@
-"""Housekeeping of providers nobody is bound to: what no requester's decision covers.
+"""Housekeeping: what no requester's decision covers, on the providers nobody claimed.
 
 - a stopped instance that no requester is bound to is deleted — with its Pod, for a direct
   provider (a bound one is left to its requester's decision, which deletes the requester
   first);
 - an obsolete sleeper (its ISC is gone or changed) is deleted: it can never be a hot hit;
-- an unbound instance found awake (a wake finished after its requester left) is retired:
-  put to sleep if it fits the budget, deleted otherwise.
+- an instance found awake that serves nobody — on an unbound provider, or a stray beside the
+  bound instance of a launcher (a wake that finished after its requester left, a controller
+  restart) — is retired: put to sleep if it fits the budget, deleted otherwise. Left awake, it
+  would hold its GPUs for ever and a later requester there would wait for ever.
 
 Awake obsolete instances that serve a requester are kept until that requester goes.
 """
@@ -15,6 +17,7 @@ from collections.abc import Collection
 from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
 from fma.core.model import InstanceState, NodeSnapshot, ProviderKind
 from fma.core.policy import Policy
+from fma.core.reasons import OBSOLETE, STOPPED
 from fma.core.retire import retire
 from fma.core.target import obsolete
 
@@ -31,12 +34,14 @@ def plan_housekeeping(
             if provider.bound and inst.instance_id == provider.bound_instance_id:
                 continue
             if inst.state is InstanceState.STOPPED and provider.kind is ProviderKind.LAUNCHER:
-                actions.append(DeleteInstance(provider.name, inst.instance_id, "stopped"))
+                actions.append(DeleteInstance(provider.name, inst.instance_id, STOPPED))
             elif inst.state is InstanceState.STOPPED and not provider.bound:
                 # A direct provider's only engine exited while it slept: nothing to wake.
                 actions.append(DeleteProvider(provider.name, "its instance stopped"))
             elif inst.state is InstanceState.SLEEPING and obsolete(inst, snapshot):
-                actions.append(DeleteInstance(provider.name, inst.instance_id, "obsolete config"))
-            elif inst.state is InstanceState.AWAKE and not provider.bound:
-                actions += retire(provider, inst, snapshot, now_s=now_s, policy=policy)
+                actions.append(DeleteInstance(provider.name, inst.instance_id, OBSOLETE))
+            elif inst.state is InstanceState.AWAKE and (
+                not provider.bound or provider.kind is ProviderKind.LAUNCHER
+            ):
+                actions += retire(provider, inst, snapshot, now_s=now_s, policy=policy).actions
     return Plan(tuple(actions))

@@ -22,6 +22,7 @@ from fma.core import launchers
 from fma.core.actions import Action, CreateLauncher, DeleteProvider, Plan
 from fma.core.model import InstanceState, Node, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Policy
+from fma.core.reasons import STALE_TEMPLATE, STUCK, SURPLUS
 
 
 def plan_population(
@@ -29,13 +30,16 @@ def plan_population(
     *,
     claimed: Collection[str],
     placed: Collection[str] = (),
+    created: Mapping[str, int] | None = None,
     now_s: float,
     policy: Policy,
 ) -> Plan:
     """Create or delete unbound launchers on this node to meet the desired counts.
 
     Pure; no I/O. Launchers in ``claimed`` were bound or changed earlier in the same plan and
-    count as bound; requesters in ``placed`` got a launcher in this plan and are not waiting.
+    count as bound; so do the launchers ``created`` in it for a requester (per LauncherConfig),
+    which the snapshot does not show yet; requesters in ``placed`` got a launcher in this plan
+    and are not waiting.
     """
     if snapshot.node is None:
         return Plan()
@@ -46,7 +50,13 @@ def plan_population(
     for lc_name in sorted(n for n in names if n is not None):
         waiting = _waiting(snapshot, lc_name, placed)
         actions += _plan_one(
-            snapshot, lc_name, claimed=claimed, waiting=waiting, now_s=now_s, policy=policy
+            snapshot,
+            lc_name,
+            claimed=claimed,
+            waiting=waiting,
+            created=(created or {}).get(lc_name, 0),
+            now_s=now_s,
+            policy=policy,
         )
     return Plan(tuple(actions))
 
@@ -57,6 +67,7 @@ def _plan_one(
     *,
     claimed: Collection[str],
     waiting: int,
+    created: int,
     now_s: float,
     policy: Policy,
 ) -> list[Action]:
@@ -66,7 +77,7 @@ def _plan_one(
     assert snapshot.node is not None
     # One pass, partitioning this config's live launchers: bound (or claimed in this plan),
     # from a stale template, stuck before Ready, or current.
-    bound = 0
+    bound = created
     stale: list[Provider] = []
     stuck: list[Provider] = []
     current: list[Provider] = []
@@ -82,15 +93,15 @@ def _plan_one(
         else:
             current.append(p)
     desired = max(snapshot.launcher_policy.get(lc_name, 0), bound + waiting)
-    actions: list[Action] = [DeleteProvider(p.name, "stale launcher template") for p in stale]
-    actions += [DeleteProvider(p.name, "stuck: not ready in time") for p in stuck]
+    actions: list[Action] = [DeleteProvider(p.name, STALE_TEMPLATE) for p in stale]
+    actions += [DeleteProvider(p.name, STUCK) for p in stuck]
     have = bound + len(current)
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
-            removable = [p for p in current if _live(p) == 0]
+            removable = [p for p in current if launchers.live_instances(p) == 0]
         removable = sorted(removable, key=lambda p: (_sleepers(p), _last_use_s(p), p.name))
-        actions += [DeleteProvider(p.name, "surplus launcher") for p in removable[: have - desired]]
+        actions += [DeleteProvider(p.name, SURPLUS) for p in removable[: have - desired]]
     elif have < desired and snapshot.node.schedulable and snapshot.node.ready:
         actions += [
             CreateLauncher(snapshot.node_name, lc.name, lc.template_hash)
@@ -100,22 +111,20 @@ def _plan_one(
 
 
 def _waiting(snapshot: NodeSnapshot, lc_name: str, placed: Collection[str]) -> int:
-    """Requesters on this node that will need a launcher of this config and have none yet."""
+    """Requesters on this node that will need a launcher of this config and have none yet
+    (not those with a problem on their status: they cannot be placed until it is fixed)."""
     bound = {p.bound_requester_uid for p in snapshot.providers if p.bound}
     return sum(
         1
         for r in snapshot.requesters
         if r.isc_name is not None
         and not r.deleting
+        and not r.errors
         and r.uid not in bound
         and r.uid not in placed
         and (isc := snapshot.iscs.get(r.isc_name)) is not None
         and isc.launcher_config == lc_name
     )
-
-
-def _live(launcher: Provider) -> int:
-    return sum(1 for i in launcher.instances if i.state is not InstanceState.STOPPED)
 
 
 def _sleepers(launcher: Provider) -> int:

@@ -1,22 +1,51 @@
 """Retiring an instance nobody is bound to: keep it asleep for a hot start, or let it go.
 
-Used when a requester goes (unbind) and when an unbound instance is found awake (a wake that
-finished after its requester left). The rule, in order:
+Used when a requester goes (unbind), for duplicate bindings, and when an unbound instance is
+found awake (a wake that finished after its requester left). The rule, in order:
 
-- stopped, still starting, obsolete (its ISC changed), or the cold policy  -> delete it;
-- already sleeping                                                          -> keep it;
-- awake, and its sleep fits the sleeping-memory budget after evictions      -> sleep it;
-- awake, and it cannot fit                                                  -> delete it.
+- a provider in trouble (restarted and not Ready)                            -> delete it;
+- stopped, still starting, obsolete (its ISC changed), the cold policy,
+  or an engine that refused to sleep                                          -> delete it;
+- already sleeping or being stopped                                           -> keep it;
+- waking or falling asleep                                                    -> wait for that
+  to end (it is observed, and the node re-queued);
+- awake, and its sleep fits the sleeping-memory budget after evictions        -> sleep it;
+- awake, and it cannot fit                                                    -> delete it.
 
 Deleting a direct provider's only instance means deleting the provider; a launcher stays.
+:class:`Retirement` says whether the instance is *settled* — asleep, gone or being stopped —
+which is when its binding may be removed.
 """
+
+from dataclasses import dataclass
 
 from fma.core.actions import Action, DeleteInstance, DeleteProvider, SleepInstance
 from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Actuation, Policy
+from fma.core.reasons import (
+    IN_TROUBLE,
+    NO_ROOM_TO_SLEEP,
+    NOT_KEPT,
+    NOTHING_TO_KEEP,
+    OBSOLETE,
+    SLEEP_REFUSED,
+)
 from fma.core.room import asleep, awake_instances, evict
 from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
 from fma.core.target import obsolete
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """The actions that retire an instance, and whether it is settled once they are done."""
+
+    actions: tuple[Action, ...] = ()
+    settled: bool = True
+
+
+def in_trouble(provider: Provider) -> bool:
+    """A provider whose container restarted and that is not Ready: nothing on it is kept."""
+    return provider.restarts > 0 and not provider.ready
 
 
 def retire(
@@ -26,20 +55,33 @@ def retire(
     *,
     now_s: float,
     policy: Policy,
-) -> tuple[Action, ...]:
-    """The actions that retire ``instance`` of ``provider`` (see the module docstring). Pure."""
+) -> Retirement:
+    """How to retire ``instance`` of ``provider`` (see the module docstring). Pure."""
+    if in_trouble(provider) and provider.kind is ProviderKind.DIRECT:
+        return Retirement((DeleteProvider(provider.name, IN_TROUBLE),))
     if instance is None:
-        return _delete(provider, None, "unbound, nothing to keep")
-    if instance.state is InstanceState.SLEEPING and not obsolete(instance, snapshot):
-        return ()
+        return Retirement(_delete(provider, None, NOTHING_TO_KEEP))
+    state = instance.state
+    if state is InstanceState.STOPPING:
+        return Retirement()
+    if state is InstanceState.SLEEPING and not obsolete(instance, snapshot):
+        return Retirement()
+    if state is InstanceState.SLEEPING:
+        return Retirement(_delete(provider, instance, OBSOLETE))
+    if state.in_flight:
+        return Retirement(settled=False)
+    if in_trouble(provider):
+        return Retirement(_delete(provider, instance, IN_TROUBLE))
     keepable = (
-        instance.state is InstanceState.AWAKE
+        state is InstanceState.AWAKE
         and policy.actuation is not Actuation.COLD
         and snapshot.node is not None
         and not obsolete(instance, snapshot)
     )
     if not keepable or snapshot.node is None:
-        return _delete(provider, instance, "unbound, not kept")
+        return Retirement(_delete(provider, instance, NOT_KEPT))
+    if not instance.sleepable:
+        return Retirement(_delete(provider, instance, SLEEP_REFUSED))
 
     def is_it(provider_name: str, other: Instance) -> bool:
         return provider_name == provider.name and other.instance_id == instance.instance_id
@@ -55,11 +97,10 @@ def retire(
         now_s=now_s,
     )
     if victims is None or newcomer in victims:
-        return _delete(provider, instance, "no room to sleep")
-    return (
-        SleepInstance(provider.name, instance.instance_id),
-        *(evict(v, snapshot) for v in victims),
-    )
+        return Retirement(_delete(provider, instance, NO_ROOM_TO_SLEEP))
+    # Evict first: the host memory the sleep needs must be free before its weights arrive.
+    sleep = SleepInstance(provider.name, instance.instance_id)
+    return Retirement((*(evict(v, snapshot) for v in victims), sleep), settled=False)
 
 
 def _delete(provider: Provider, instance: Instance | None, reason: str) -> tuple[Action, ...]:

@@ -1,59 +1,60 @@
 """Making room on GPUs before something starts or wakes there.
 
-Two things must hold before an instance may load onto GPUs: no other instance is still awake on
-them (a previous tenant may still be going to sleep), and its weights fit beside the sleepers'
-residue within the sleeping-memory budget. :func:`room_for` answers with a plan that waits or
-evicts, or with None when the way is clear.
+Two things must hold before an instance may load onto GPUs: no other instance holds them
+(a previous tenant may still be going to sleep, or its Pod still stopping), and its claim fits
+beside the sleepers' residue within the sleeping-memory budget. :func:`room_for` answers with
+a plan that waits or evicts, or with None when the way is clear.
 """
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
 from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Policy
+from fma.core.reasons import EVICTED
 from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
 
-_RUNNING = (InstanceState.AWAKE, InstanceState.STARTING)
+
+def holders_of(
+    gpu_uuids: Collection[str], snapshot: NodeSnapshot, *, except_: tuple[str, str] | None = None
+) -> list[tuple[Provider, Instance]]:
+    """The instances holding any of these GPUs: loading, serving or moving weights, on any
+    provider (one being deleted too: its engine holds the memory until it has stopped).
+    ``except_`` is a (provider, instance ID) that does not count."""
+    wanted = set(gpu_uuids)
+    return [
+        (p, i)
+        for p in snapshot.providers
+        for i in p.instances
+        if i.state.on_gpus
+        and not wanted.isdisjoint(i.gpu_uuids)
+        and (p.name, i.instance_id) != except_
+    ]
 
 
 def gpus_taken(newcomer: Instance, snapshot: NodeSnapshot, *, owner: str) -> bool:
-    """Whether another instance is loading or serving on the newcomer's GPUs — on any provider,
-    its own launcher included (only the newcomer itself, on ``owner``, does not count)."""
-    return any(
-        i.state in _RUNNING
-        and not set(i.gpu_uuids).isdisjoint(newcomer.gpu_uuids)
-        and not (p.name == owner and i.instance_id == newcomer.instance_id)
-        for p in snapshot.providers
-        if not p.deleting
-        for i in p.instances
-    )
+    """Whether another instance holds the newcomer's GPUs — on any provider, its own launcher
+    included (only the newcomer itself, on ``owner``, does not count)."""
+    return bool(holders_of(newcomer.gpu_uuids, snapshot, except_=(owner, newcomer.instance_id)))
 
 
 def awake_instances(providers: Sequence[Provider]) -> list[Instance]:
-    """Instances loading or serving, on providers not being deleted."""
-    return [i for p in providers if not p.deleting for i in p.instances if i.state in _RUNNING]
+    """Instances holding their GPUs (loading, serving, moving weights), on any provider."""
+    return [i for p in providers for i in p.instances if i.state.on_gpus]
 
 
 def asleep(instance: Instance, now_s: float) -> Instance:
     """``instance`` as it will be once put to sleep now (last use refreshed)."""
-    return Instance(
-        instance.instance_id,
-        instance.spec,
-        instance.gpu_uuids,
-        InstanceState.SLEEPING,
-        instance.created_s,
-        now_s,
-        instance.isc_name,
-    )
+    return replace(instance, state=InstanceState.SLEEPING, last_used_s=now_s)
 
 
 def evict(victim: Sleeper, snapshot: NodeSnapshot) -> Action:
     """Delete a direct sleeper's Pod, or a launcher sleeper's instance."""
-    reason = "evicted to fit the sleeping-memory budget"
     provider = next(p for p in snapshot.providers if p.name == victim.provider)
     if provider.kind is ProviderKind.DIRECT:
-        return DeleteProvider(provider.name, reason)
-    return DeleteInstance(provider.name, victim.instance.instance_id, reason)
+        return DeleteProvider(provider.name, EVICTED)
+    return DeleteInstance(provider.name, victim.instance.instance_id, EVICTED)
 
 
 def room_for(
@@ -69,12 +70,14 @@ def room_for(
 
     ``owner`` is the provider that will run it (its own sleeping copy of the newcomer does not
     count against it). Sleepers on providers in ``claimed`` are not evicted. Returns a waiting
-    plan while another instance is awake on those GPUs, an eviction plan (to re-plan after the
+    plan while another instance holds those GPUs, an eviction plan (to re-plan after the
     evictions are seen), or a plan with nothing but a requeue when even evicting cannot fit it.
     """
     assert snapshot.node is not None
     if gpus_taken(newcomer, snapshot, owner=owner):
-        # The previous tenant is still going to sleep — possibly in the same launcher.
+        # The previous tenant is still going to sleep or stopping — possibly in the same
+        # launcher. Its end is an observed change, which re-queues the node; the requeue is a
+        # safety net.
         return Plan(requeue_after_s=policy.retry_delay_s)
     sleepers = [
         s

@@ -34,10 +34,14 @@ from fma.core.model import (
     ProviderKind,
 )
 from fma.core.policy import Actuation, Policy
-from tests.builders import instance, node, provider, requester, spec
+from tests.builders import instance, node, provider, requester, spec, steady
 
 GPUS = {1: ("GPU-0",), 2: ("GPU-0", "GPU-1")}
 TEMPLATE = "t2"
+WANTED = {
+    n: spec("wanted", weights_gib=70 * n, port=8000, gpu_memory_utilization=0.97) for n in (1, 2)
+}
+"""Claims 77.6 GiB of each 80 GiB GPU: one sleeper's 1.5 GiB residue fits beside it, two do not."""
 
 
 class Case(NamedTuple):
@@ -80,8 +84,9 @@ def arrange(case: Case) -> tuple[NodeSnapshot, Policy]:
     """The node before the requester is placed, shaped so the case's path and reclaims follow."""
     gpus = GPUS[case.gpus]
     launcher_path = case.path != "direct-cold"
-    # The wanted model nearly fills its GPUs, so each sleeper beyond one on them must go (memory).
-    wanted = spec("wanted", weights_gib=78 * case.gpus, port=8000)
+    # The wanted engine claims nearly all of its GPUs, so each sleeper beyond one on them must
+    # go (memory).
+    wanted = WANTED[case.gpus]
     evictable = [
         instance(s=spec(f"other-{k}", weights_gib=1, port=9000 + k), gpus=gpus, last_used_s=k)
         for k in range(case.instances + (1 if case.instances else 0))
@@ -118,20 +123,21 @@ def arrange(case: Case) -> tuple[NodeSnapshot, Policy]:
         other_gpus = ("GPU-6",) if case.gpus == 1 else ("GPU-5", "GPU-6")
         serving = instance(s=wanted, gpus=other_gpus, state=InstanceState.AWAKE)
         kind = ProviderKind.LAUNCHER if launcher_path else ProviderKind.DIRECT
-        providers.append(
-            Provider(
-                "serving",
-                "n1",
-                kind,
-                0.0,
-                (serving,),
-                bound_requester_uid="r0",
-                bound_instance_id=serving.instance_id,
-                path=ActuationPath.COLD,
-                launcher_config="lc" if launcher_path else None,
-                template_hash=TEMPLATE if launcher_path else None,
-            )
+        serving_provider = Provider(
+            "serving",
+            "n1",
+            kind,
+            0.0,
+            (serving,),
+            bound_requester_uid="r0",
+            bound_instance_id=serving.instance_id,
+            path=ActuationPath.COLD,
+            launcher_config="lc" if launcher_path else None,
+            template_hash=TEMPLATE if launcher_path else None,
         )
+        r0 = requester("r0", gpus=("GPU-6",), ready=True, actuated=True, started_s=0.0)
+        r0, serving_provider = steady(r0, serving_provider)
+        providers.append(serving_provider)
     r = requester(
         "r1",
         gpus=gpus,
@@ -139,11 +145,7 @@ def arrange(case: Case) -> tuple[NodeSnapshot, Policy]:
         isc_name="isc" if launcher_path else None,
         started_s=1.0,
     )
-    others = (
-        (requester("r0", gpus=("GPU-6",), ready=True, actuated=True, started_s=0.0),)
-        if case.trigger == "scale-out"
-        else ()
-    )
+    others = (r0,) if case.trigger == "scale-out" else ()
     snap = NodeSnapshot(
         "n1",
         node(gpus=8),
@@ -242,7 +244,7 @@ def test_actuation_matrix(case: Case) -> None:
     }
     assert len(stale) == case.launchers
     assert all(getattr(a, "provider", None) != "serving" for a in actions)
-    target = instance_id(spec("wanted", weights_gib=78 * case.gpus, port=8000), GPUS[case.gpus])
+    target = instance_id(WANTED[case.gpus], GPUS[case.gpus])
     started = [
         a for a in actions if isinstance(a, CreateInstance | WakeInstance | CreateDirectProvider)
     ]

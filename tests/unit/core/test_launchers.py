@@ -15,7 +15,8 @@ from fma.core.model import (
     ProviderKind,
 )
 from fma.core.policy import Policy
-from tests.builders import instance, node, requester, spec
+from fma.core.reasons import RECLAIMED
+from tests.builders import essential, instance, node, requester, spec
 
 WANTED = spec("wanted", port=8005)
 LC = LauncherConfigSpec("lc", 2, "t")
@@ -64,7 +65,7 @@ def test_missing_isc_and_launcher_config_go_to_status() -> None:
         SetRequesterStatus("r1", ("InferenceServerConfig isc not found",))
     ]
     assert placed(snap(lc=None)) == [SetRequesterStatus("r1", ("LauncherConfig lc not found",))]
-    assert placed(snap(lc=replace(LC, valid=False))) == [
+    assert placed(snap(lc=replace(LC, problems=("bad template",)))) == [
         SetRequesterStatus("r1", ("LauncherConfig lc is malformed",))
     ]
 
@@ -83,13 +84,40 @@ def test_port_conflict_needs_another_launcher() -> None:
     )
 
 
-def test_only_a_conflicting_launcher_is_reclaimed() -> None:
-    same_port = instance(s=spec("other", port=8005), gpus=("GPU-3",))
+def test_a_valuable_sleeper_on_the_port_is_kept_and_a_launcher_made_instead() -> None:
+    """Reclaiming a sleeper for a port trades a likely hot start (tens of seconds) for one
+    launcher start: the sleeper used a moment ago stays."""
+    same_port = instance(s=spec("other", port=8005), gpus=("GPU-3",), last_used_s=0.0)
     actions = placed(snap(launcher("conflict", same_port)))
-    assert actions[0] == DeleteInstance(
-        "conflict", same_port.instance_id, "reclaimed for a new instance"
-    )
+    assert not any(isinstance(a, DeleteInstance) for a in actions)
+    (create,) = actions
+    assert isinstance(create, CreateLauncher) and create.path is ActuationPath.COLD_LAUNCHER
+
+
+def test_a_stale_sleeper_on_the_port_is_reclaimed() -> None:
+    """Idle for a day, it is expected to save less than a launcher start costs."""
+    same_port = instance(s=spec("other", port=8005), gpus=("GPU-3",), last_used_s=0.0)
+    actions = placed(snap(launcher("conflict", same_port)), now_s=86_400.0)
+    assert actions[0] == DeleteInstance("conflict", same_port.instance_id, RECLAIMED)
     assert isinstance(actions[1], Bind) and actions[1].path is ActuationPath.WARM
+
+
+def test_without_room_for_a_launcher_even_a_valuable_sleeper_is_reclaimed() -> None:
+    same_port = instance(s=spec("other", port=8005), gpus=("GPU-3",), last_used_s=0.0)
+    full = plan_node(
+        snap(launcher("conflict", same_port)), now_s=1.0, policy=Policy(launchers_per_node_max=1)
+    )
+    assert essential(full)[0] == DeleteInstance("conflict", same_port.instance_id, RECLAIMED)
+
+
+def test_the_cap_is_reclaimed_in_upstreams_order_whatever_the_sleepers_are_worth() -> None:
+    """Upstream's case 9: a full launcher makes room by deleting its least recently used
+    sleeper rather than growing the node's launchers."""
+    a = instance(s=spec("a", port=9001), gpus=("GPU-3",), last_used_s=5.0)
+    b = instance(s=spec("b", port=9002), gpus=("GPU-4",), last_used_s=1.0)
+    actions = placed(snap(launcher("full", a, b)))
+    assert actions[0] == DeleteInstance("full", b.instance_id, RECLAIMED)
+    assert isinstance(actions[1], Bind) and actions[1].provider == "full"
 
 
 def test_a_starting_launcher_is_waited_for_rather_than_creating_another() -> None:

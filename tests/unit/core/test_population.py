@@ -100,7 +100,9 @@ def test_stale_template_is_replaced_when_unbound_only() -> None:
     ]
 
 
-@pytest.mark.parametrize("lc", [None, replace(LC, valid=False)], ids=["missing", "malformed"])
+@pytest.mark.parametrize(
+    "lc", [None, replace(LC, problems=("bad template",))], ids=["missing", "malformed"]
+)
 def test_hands_off_while_the_launcher_config_is_missing_or_malformed(
     lc: LauncherConfigSpec | None,
 ) -> None:
