@@ -170,7 +170,7 @@ class Harness:
         self._resync()
 
     def delete_pod(self, provider: SimProvider) -> None:
-        self.cluster.delete_provider(provider, "deleted by a user")
+        self.cluster.delete_provider(provider, "deleted by a user", by="user")
         self.cluster.touch(provider.node)
 
     def restart_controller(self) -> None:

@@ -1,8 +1,8 @@
 """Platform latencies: one model shared by the simulator, scenarios and the stub engine.
 
-Every default names its source (``reference/anchors.md`` sections of the project's design
-notes, summarised in ``docs/latency.md``). The stub engine's start, sleep and wake delays
-default to the same numbers, so a process test and a simulation agree on what "fast" means.
+Every default says where it comes from; ``docs/simulator.md`` lists the knobs with their
+sources. The stub engine's start, sleep and wake delays default to the same numbers, so a
+process test and a simulation agree on what "fast" means.
 """
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +40,12 @@ class Latency(BaseModel):
         0.2,
         ge=0,
         description="Fixed part of a wake (CUDA context survives; 0.1-0.8 s small models).",
+    )
+    engine_stop_s: float = Field(
+        2.0,
+        ge=0,
+        description="An engine's stop on delete: SIGTERM to exit, after which its GPU memory is "
+        "free (a few seconds for vLLM; the launcher's grace is 10 s).",
     )
     readiness_probe_period_s: float = Field(
         1.0, gt=0, description="Requester readiness-probe period after a relayed ready."

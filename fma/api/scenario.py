@@ -48,6 +48,10 @@ class Model(_Section):
     engine_init_s: float = Field(20.0, ge=0, description="Engine init beyond the weights load.")
     port: int = Field(8000, ge=1, le=65535)
     copies: int = Field(1, ge=1, le=10_000)
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of each GPU an awake engine claims (weights, KV)."
+    )
+    sleep_mode: bool = Field(True, description="Whether its engines can sleep at all.")
 
     def expanded(self) -> list["Model"]:
         """This entry as single models (itself when ``copies`` is 1)."""
@@ -71,25 +75,47 @@ class PolicySection(_Section):
     actuation: Literal["fma", "direct-sleep", "cold"] = "fma"
     eviction: Literal["lru", "oldest", "cost"] = "lru"
     sleeping_gib_per_gpu_max: float | None = Field(None, ge=0)
+    sleeper_residue_gib: float = Field(1.5, ge=0, description="GPU memory a sleeper keeps.")
+    launchers_per_node_max: int | None = Field(None, ge=1)
     ready_timeout: Duration = 600.0
 
 
 FaultKind = Literal[
     "node_loss",
     "node_cordon",
+    "node_not_ready",
     "launcher_crash",
     "instance_crash",
     "controller_restart",
     "wake_failure",
+    "sleep_failure",
+    "create_failure",
+    "delete_failure",
+    "relay_failure",
+    "gpu_query_failure",
     "api_conflict",
     "api_error",
     "watch_delay",
     "watch_drop",
 ]
 OCCURRENCE_FAULTS: frozenset[str] = frozenset(
-    {"node_loss", "node_cordon", "launcher_crash", "instance_crash", "controller_restart"}
+    {
+        "node_loss",
+        "node_cordon",
+        "node_not_ready",
+        "launcher_crash",
+        "instance_crash",
+        "controller_restart",
+    }
 )
 """Faults that happen at a time (``at`` or ``rate_per_h``); the others hit single operations."""
+FaultMode = Literal["error", "timeout", "refused", "conflict"]
+FAULT_MODES: dict[str, tuple[str, ...]] = {
+    "wake_failure": ("error", "timeout"),
+    "sleep_failure": ("error", "timeout", "refused"),
+    "create_failure": ("error", "conflict"),
+}
+"""The modes a per-operation fault may take (the others are plain errors)."""
 
 
 class Fault(_Section):
@@ -111,8 +137,10 @@ class Fault(_Section):
     duration: Duration | None = None
     probability: float | None = Field(None, ge=0, le=1)
     node: str | None = None
-    mode: Literal["error", "timeout"] = "error"
-    """wake_failure: the wake answers an error at once, or hangs until the HTTP timeout."""
+    mode: FaultMode = "error"
+    """How the call fails: an error at once; a hang until the HTTP timeout (wake, sleep: the
+    engine may still finish); an engine that refuses to sleep (sleep); a 409 because the
+    instance exists already (create: it was created by a call whose answer was lost)."""
     delay: Duration | None = None
     """watch_delay: the most an event is held back (drawn uniformly up to it)."""
 
@@ -128,6 +156,9 @@ class Fault(_Section):
                 raise ValueError(
                     f"{self.kind} is per operation: use start/until, not at/rate_per_h"
                 )
+        if self.mode not in FAULT_MODES.get(self.kind, ("error",)):
+            allowed = ", ".join(FAULT_MODES.get(self.kind, ("error",)))
+            raise ValueError(f"{self.kind} takes mode {allowed}, not {self.mode!r}")
         if self.kind == "watch_delay" and not self.delay:
             raise ValueError("watch_delay needs 'delay' (the longest hold-back)")
         if self.until is not None and self.until <= self.start:
@@ -197,12 +228,12 @@ class Scenario(_Section):
         for i, m in enumerate(self.models):
             per_gpu = m.weights_gib / m.gpus
             if not any(
-                p.gpus_per_node >= m.gpus and p.gpu_memory_gib >= per_gpu
+                p.gpus_per_node >= m.gpus and p.gpu_memory_gib * m.gpu_memory_utilization >= per_gpu
                 for p in self.cluster.node_pools
             ):
                 raise ValueError(
-                    f"models[{i}]: {m.name} needs {m.gpus} GPU(s) with {per_gpu:g} GiB each; "
-                    "no node pool has them"
+                    f"models[{i}]: {m.name} needs {m.gpus} GPU(s) with {per_gpu:g} GiB each "
+                    f"within {m.gpu_memory_utilization:g} of their memory; no node pool has them"
                 )
         return self
 

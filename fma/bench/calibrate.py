@@ -7,12 +7,13 @@ odd slow one) and a least-squares line for copies, whose time grows with the byt
 
 - ``pod_start_s``: ``requester_scheduled`` to ``requester_started``, median less
   ``scheduler_s``;
-- ``controller_reaction_s``: ``requester_started`` to its ``bind``, median less
-  ``watch_delay_s``;
+- ``controller_reaction_s``: ``requester_started`` to the controller's first act on it
+  (``accelerators``: it asked the requester's SPI for its GPUs), median less ``watch_delay_s``;
 - ``launcher_start_s``: a launcher's ``provider_created`` to ``launcher_ready``, median;
 - ``wake_overhead_s`` and ``h2d_gbps``: ``instance_waking`` to ``instance_awake``, a line over
   the bytes per GPU;
-- ``sleep_overhead_s`` and ``d2h_gbps``: ``unbind`` to ``instance_sleeping``, likewise;
+- ``sleep_overhead_s`` and ``d2h_gbps``: ``instance_falling_asleep`` to ``instance_sleeping``,
+  likewise;
 - ``vllm_import_s``: a model's start in a direct Pod less its start in a launcher, less the
   pod start (needs both kinds of start, e.g. one trace of each policy);
 - per model ``start_s``: ``instance_starting`` to ``instance_awake`` in a launcher, median.
@@ -106,24 +107,20 @@ def _pairs(events: Iterable[Event], start: str, end: str, key: str) -> list[tupl
 def copy_samples(
     events: Sequence[Event],
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(bytes per GPU, seconds) of every completed wake, and of every sleep after an unbind."""
+    """(bytes per GPU, seconds) of every completed wake and every completed sleep."""
     wakes: list[tuple[float, float]] = []
     sleeps: list[tuple[float, float]] = []
-    waking: dict[str, Event] = {}
-    unbound_at: dict[str, float] = {}
+    moving: dict[str, Event] = {}
     for e in events:
         kind = e["kind"]
-        if kind == "unbind":
-            unbound_at[e["provider"]] = e["t"]
-        elif kind == "instance_waking":
-            waking[_key(e)] = e
-        elif kind == "instance_awake" and _key(e) in waking:
-            start = waking.pop(_key(e))
-            wakes.append((_bytes_per_gpu(e), e["t"] - start["t"]))
-        elif kind == "instance_sleeping" and e["provider"] in unbound_at:
-            sleeps.append((_bytes_per_gpu(e), e["t"] - unbound_at.pop(e["provider"])))
+        if kind in ("instance_waking", "instance_falling_asleep"):
+            moving[_key(e)] = e
+        elif kind in ("instance_awake", "instance_sleeping") and _key(e) in moving:
+            start = moving.pop(_key(e))
+            done = wakes if start["kind"] == "instance_waking" else sleeps
+            done.append((_bytes_per_gpu(e), e["t"] - start["t"]))
         elif kind.startswith("instance_"):
-            waking.pop(_key(e), None)  # a wake that failed or was cut short: no sample
+            moving.pop(_key(e), None)  # a move that failed or was cut short: no sample
     return wakes, sleeps
 
 
@@ -183,7 +180,7 @@ def _delays(events: Sequence[Event]) -> dict[str, list[float]]:
     for e in events:
         if e["kind"] == "requester_started":
             started.setdefault(e["requester"], e["t"])
-        elif e["kind"] == "bind" and e.get("requester") in started:
+        elif e["kind"] == "accelerators" and e.get("requester") in started:
             binds.setdefault(e["requester"], e["t"] - started[e["requester"]])
     launchers = {e["provider"] for e in events if e.get("provider_kind") == "launcher"}
     return {
@@ -227,7 +224,9 @@ def calibrate(
         ),
         (
             "controller_reaction_s",
-            _median_fit(delays["bind"], base.watch_delay_s, "started to bind, less watch_delay_s"),
+            _median_fit(
+                delays["bind"], base.watch_delay_s, "started to its GPU query, less watch_delay_s"
+            ),
         ),
         ("launcher_start_s", _median_fit(delays["launcher"], 0.0, "launcher Pod created to ready")),
     ):

@@ -41,7 +41,7 @@ def test_sim_run_prints_the_summary_and_writes_the_files(tmp_path: Path) -> None
     actuations = summary["actuations"]
     paths = ("hot", "warm", "cold_launcher", "cold")
     assert actuations["total"] == sum(actuations[p] for p in paths)
-    assert actuations["hot"] > 0 and actuations["cold_launcher"] > 0
+    assert actuations["hot"] > 0 and actuations["warm"] > 0  # launchers are pre-warmed
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     assert len(lines) == summary["events"]
@@ -84,8 +84,13 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_crds_prints_three_documents() -> None:
+def test_crds_prints_one_document_per_kind() -> None:
     result = fma("crds")
     assert result.returncode == 0
     kinds = [d["spec"]["names"]["kind"] for d in yaml.safe_load_all(result.stdout)]
-    assert kinds == ["InferenceServerConfig", "LauncherConfig", "LauncherPopulationPolicy"]
+    assert kinds == [
+        "InferenceServerConfig",
+        "LauncherConfig",
+        "LauncherPopulationPolicy",
+        "ModelService",
+    ]

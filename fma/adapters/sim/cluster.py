@@ -1,10 +1,17 @@
 """The simulated platform: scheduler, kubelet, engines and their latencies, in SimPy.
 
 :class:`SimCluster` does what Kubernetes and vLLM would do, taking the time they would take:
-placing requester Pods on free GPUs, starting containers, loading weights from disk, and
-moving weights over PCIe on sleep and wake (bytes / bandwidth + overhead). It never decides
-anything FMA decides; those decisions come from :mod:`fma.core` through the executor.
-Every change ends with :meth:`SimCluster.touch`, which wakes the controller for that node.
+placing requester Pods on free GPUs, starting containers, loading weights from disk, moving
+weights over PCIe on sleep and wake (bytes / bandwidth + overhead), and stopping engines on
+delete. It never decides anything FMA decides; those decisions come from :mod:`fma.core`
+through the executor. Long operations are *in flight* — an instance is ``WAKING``,
+``FALLING_ASLEEP`` or ``STOPPING`` in the snapshot until it is done — exactly as the operator
+sees them, and every change ends with :meth:`SimCluster.touch`, which wakes the controller for
+that node.
+
+Finalizers are modelled as Kubernetes keeps them: a requester with FMA's finalizer stays (being
+deleted) until the controller releases it; a deleted provider's engines stop at once, and its
+Pod object stays until it is unbound.
 """
 
 from collections.abc import Callable, Generator
@@ -16,6 +23,7 @@ import simpy
 from fma.adapters.sim.placement import FreeGpuIndex
 from fma.adapters.sim.state import SimInstance, SimNode, SimProvider, SimRequester, SimState
 from fma.adapters.sim.trace import Trace
+from fma.api.constants import LABEL_SLEEPING
 from fma.api.latency import Latency
 from fma.core.model import InstanceState
 
@@ -33,6 +41,8 @@ class SimCluster:
         self.on_change: Callable[[str], None] = lambda node: None
         self.on_requester_gone: Callable[[SimRequester], None] = lambda r: None
         self.on_requester_ready: Callable[[SimRequester], None] = lambda r: None
+        self.sleepless_models: set[str] = set()
+        """Models whose engines refuse to sleep (vLLM without sleep mode, or on a CPU)."""
         self._pending: list[SimRequester] = []
         self._free = FreeGpuIndex(state.nodes)
         self._seq = 0
@@ -105,6 +115,7 @@ class SimCluster:
             node.gpu_holder[uuid] = requester.uid
         self._free.update(node)
         self.state.place_requester(requester, node.name)
+        requester.assigned_gpus = gpus
         self.trace.record(
             self.now_s(),
             "requester_scheduled",
@@ -114,39 +125,39 @@ class SimCluster:
         )
         self.after(
             self.latency.scheduler_s + self.latency.pod_start_s,
-            partial(self._start_requester, requester, gpus),
+            partial(self._start_requester, requester),
         )
 
-    def _start_requester(self, requester: SimRequester, gpus: tuple[str, ...]) -> None:
+    def _start_requester(self, requester: SimRequester) -> None:
         if requester.uid not in self.state.requesters or requester.node is None:
             return
         requester.started_s = self.now_s()
-        requester.gpu_uuids = gpus
         self.trace.record(self.now_s(), "requester_started", requester=requester.uid)
         self.touch(requester.node)
 
-    def delete_requester(self, uid: str, reason: str) -> None:
-        """Mark for deletion; the requester finalizer holds it while a provider is bound."""
+    def delete_requester(self, uid: str, reason: str, *, by: str = "owner") -> None:
+        """Start deleting a requester; FMA's finalizer holds it until the controller lets go.
+
+        ``by`` says who asked: its owner or a user (``owner``), or the controller.
+        """
         requester = self.state.requesters.get(uid)
         if requester is None or requester.deleting:
             return
         requester.deleting = True
-        self.trace.record(self.now_s(), "requester_deleting", requester=uid, reason=reason)
-        bound = requester.node is not None and any(
-            p.bound_requester_uid == uid for p in self.state.providers_on(requester.node)
-        )
+        self.trace.record(self.now_s(), "requester_deleting", requester=uid, reason=reason, by=by)
         if requester.node is None:
             # An unscheduled Pod goes at once, wherever it waits in the scheduling queue.
             self._pending = [r for r in self._pending if r is not requester]
             self._remove_requester(requester)
-        elif not bound:
+        elif not requester.finalizer:
             self._remove_requester(requester)
         else:
             self.touch(requester.node)
 
-    def release_requester_if_deleting(self, uid: str | None) -> None:
-        requester = self.state.requesters.get(uid) if uid else None
-        if requester is not None and requester.deleting:
+    def set_requester_finalizer(self, requester: SimRequester, present: bool) -> None:
+        """The controller adds or removes its finalizer; without it a deleting Pod goes."""
+        requester.finalizer = present
+        if not present and requester.deleting:
             self._remove_requester(requester)
 
     def _remove_requester(self, requester: SimRequester) -> None:
@@ -161,6 +172,8 @@ class SimCluster:
         self.trace.record(self.now_s(), "requester_deleted", requester=requester.uid)
         self.on_requester_gone(requester)
         self.schedule_pending()
+        if requester.node is not None:
+            self.touch(requester.node)
 
     def set_ready(self, requester: SimRequester, ready: bool) -> None:
         if requester.ready == ready:
@@ -181,19 +194,23 @@ class SimCluster:
             provider=provider.name,
             node=provider.node,
             provider_kind=provider.kind.value,
+            launcher_config=provider.launcher_config,
+            max_instances=provider.max_instances,
         )
         self.touch(provider.node)  # the controller's informer sees the new Pod
 
     def start_launcher(self, provider: SimProvider) -> None:
         """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
         provider.ready = False
+        provider.ready_changed_s = self.now_s()
+        provider.labels.setdefault(LABEL_SLEEPING, "true")
         self.add_provider(provider)
         self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
 
     def _launcher_ready(self, provider: SimProvider) -> None:
-        if self.state.providers.get(provider.name) is not provider:
+        if self.state.providers.get(provider.name) is not provider or provider.deleting:
             return
-        provider.ready = True
+        provider.set_ready(True, self.now_s())
         self.trace.record(
             self.now_s(), "launcher_ready", provider=provider.name, node=provider.node
         )
@@ -219,50 +236,43 @@ class SimCluster:
         )
 
     def sleep_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        """Level-1 sleep: weights per GPU device -> host, plus the fixed overhead."""
+        """Start a level-1 sleep: weights per GPU device -> host, plus the fixed overhead.
+
+        Ignored unless the instance is awake: a repeated POST /sleep is harmless to vLLM.
+        """
+        if instance.state is not InstanceState.AWAKE:
+            return
         node = self.state.nodes[provider.node]
-        self._move_weights(
-            provider,
-            instance,
-            InstanceState.AWAKE,
-            InstanceState.SLEEPING,
-            self.latency.sleep_overhead_s,
-            node.d2h_bytes_per_s,
+        delay = self.latency.sleep_overhead_s + instance.as_instance().bytes_per_gpu / (
+            node.d2h_bytes_per_s
         )
+        self._move(provider, instance, InstanceState.FALLING_ASLEEP, InstanceState.SLEEPING, delay)
 
     def wake_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        """Wake: weights per GPU host -> device, plus the fixed overhead."""
-        node = self.state.nodes[provider.node]
-        self._move_weights(
-            provider,
-            instance,
-            InstanceState.SLEEPING,
-            InstanceState.AWAKE,
-            self.latency.wake_overhead_s,
-            node.h2d_bytes_per_s,
-        )
+        """Start a wake: weights per GPU host -> device, plus the fixed overhead.
 
-    def _move_weights(
+        Ignored unless the instance is asleep: a repeated POST /wake_up is harmless to vLLM.
+        """
+        if instance.state is not InstanceState.SLEEPING:
+            return
+        node = self.state.nodes[provider.node]
+        delay = self.latency.wake_overhead_s + instance.as_instance().bytes_per_gpu / (
+            node.h2d_bytes_per_s
+        )
+        self._move(provider, instance, InstanceState.WAKING, InstanceState.AWAKE, delay)
+
+    def _move(
         self,
         provider: SimProvider,
         instance: SimInstance,
-        start: InstanceState,
+        moving: InstanceState,
         end: InstanceState,
-        overhead_s: float,
-        bytes_per_s: float,
+        delay_s: float,
     ) -> None:
-        """Take ``instance`` from ``start`` to ``end`` in overhead + bytes per GPU / bandwidth.
-
-        Ignored while another move is under way or when the instance is not in ``start``: a
-        repeated request is harmless, as a repeated POST /sleep or /wake_up is to vLLM.
-        """
-        if instance.busy or instance.state is not start:
-            return
-        instance.busy = True
-        if end is InstanceState.AWAKE:
-            self._record_instance(provider, instance, "instance_waking")
-        delay = overhead_s + instance.as_instance().bytes_per_gpu / bytes_per_s
-        self.after(delay, partial(self._finish, provider, instance, start, end))
+        instance.state = moving
+        self._record_instance(provider, instance, f"instance_{moving.value}")
+        self.touch(provider.node)
+        self.after(delay_s, partial(self._finish, provider, instance, moving, end))
 
     def _finish(
         self,
@@ -271,7 +281,6 @@ class SimCluster:
         expected: InstanceState,
         result: InstanceState,
     ) -> None:
-        instance.busy = False
         if (
             provider.instances.get(instance.instance_id) is not instance
             or instance.state is not expected
@@ -282,24 +291,66 @@ class SimCluster:
         self._record_instance(provider, instance, f"instance_{result.value}")
         self.touch(provider.node)
 
-    def delete_instance(self, provider: SimProvider, instance_id: str, reason: str) -> None:
-        instance = provider.instances.pop(instance_id, None)
-        if instance is not None:
-            self._record_instance(provider, instance, "instance_deleted", reason=reason)
-
-    def delete_provider(self, provider: SimProvider, reason: str) -> None:
-        """Delete a Pod; the provider finalizer keeps a bound one until it is unbound."""
-        if provider.bound_requester_uid is not None:
-            if not provider.deleting:
-                provider.deleting = True
-                self.trace.record(
-                    self.now_s(), "provider_deleting", provider=provider.name, reason=reason
-                )
+    def delete_instance(
+        self, provider: SimProvider, instance_id: str, reason: str, *, by: str = "controller"
+    ) -> None:
+        """Stop an engine and forget it. One on its GPUs holds them while it stops
+        (``engine_stop_s``); a sleeper (which holds only its residue, and exits at once, before
+        the launcher's DELETE returns) or one that already exited is forgotten at once."""
+        instance = provider.instances.get(instance_id)
+        if instance is None or instance.state is InstanceState.STOPPING:
             return
+        if not instance.state.on_gpus or self.latency.engine_stop_s <= 0:
+            self._forget(provider, instance, reason)
+            return
+        instance.state = InstanceState.STOPPING
+        self._record_instance(provider, instance, "instance_stopping", reason=reason, by=by)
+        self.after(self.latency.engine_stop_s, partial(self._stopped, provider, instance, reason))
+
+    def _stopped(self, provider: SimProvider, instance: SimInstance, reason: str) -> None:
+        if provider.instances.get(instance.instance_id) is not instance:
+            return
+        self._forget(provider, instance, reason)
+        self.touch(provider.node)
+
+    def _forget(self, provider: SimProvider, instance: SimInstance, reason: str) -> None:
+        del provider.instances[instance.instance_id]
+        self._record_instance(provider, instance, "instance_deleted", reason=reason)
+        if provider.deleting and not provider.instances:
+            self._remove_provider_if_released(provider)
+
+    def delete_provider(
+        self, provider: SimProvider, reason: str, *, by: str = "controller"
+    ) -> None:
+        """Delete a Pod: its engines stop at once; the provider finalizer keeps a bound Pod
+        object until it is unbound. ``by`` says who asked: the controller or a user."""
+        if not provider.deleting:
+            provider.deleting = True
+            provider.deletion_reason = reason
+            self.trace.record(
+                self.now_s(), "provider_deleting", provider=provider.name, reason=reason, by=by
+            )
         for instance_id in list(provider.instances):
-            self.delete_instance(provider, instance_id, reason)
-        self.state.remove_provider(provider.name)
-        self.trace.record(self.now_s(), "provider_deleted", provider=provider.name, reason=reason)
+            self.delete_instance(provider, instance_id, reason, by=by)
+        self._remove_provider_if_released(provider)
+
+    def release_provider(self, provider: SimProvider) -> None:
+        """The binding and the provider finalizer are gone: a deleted Pod may now go."""
+        if provider.deleting:
+            self._remove_provider_if_released(provider)
+
+    def _remove_provider_if_released(self, provider: SimProvider) -> None:
+        if provider.bound_requester_uid is not None or provider.instances:
+            return
+        if self.state.remove_provider(provider.name) is None:
+            return
+        self.trace.record(
+            self.now_s(),
+            "provider_deleted",
+            provider=provider.name,
+            reason=provider.deletion_reason or "deleted",
+        )
+        self.touch(provider.node)
 
     def _record_instance(
         self, provider: SimProvider, instance: SimInstance, kind: str, **extra: Any
@@ -312,6 +363,8 @@ class SimCluster:
             node=provider.node,
             gpus=list(instance.gpu_uuids),
             bytes=instance.spec.weights_bytes,
+            port=instance.spec.port,
+            utilization=instance.spec.gpu_memory_utilization,
             **extra,
         )
 
@@ -325,9 +378,25 @@ class SimCluster:
         self.trace.record(self.now_s(), "node_lost", node=name)
         for provider in self.state.providers_on(name):
             provider.bound_requester_uid = None
-            self.delete_provider(provider, "node lost")
+            provider.deleting = True
+            provider.deletion_reason = "node lost"
+            for instance in list(provider.instances.values()):
+                self._forget(provider, instance, "node lost")
+            self._remove_provider_if_released(provider)
         for requester in self.state.requesters_on(name):
             self._remove_requester(requester)
+        self.touch(name)
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        """The kubelet stops (or resumes) reporting: the Node is NotReady; its Pods run on."""
+        node = self.state.nodes.get(name)
+        if node is None or node.ready == ready:
+            return
+        node.ready = ready
+        self._free.update(node)
+        self.trace.record(self.now_s(), "node_ready" if ready else "node_not_ready", node=name)
+        if ready:
+            self.schedule_pending()
         self.touch(name)
 
     def cordon_node(self, name: str) -> None:
@@ -342,19 +411,19 @@ class SimCluster:
     def crash_instance(self, provider: SimProvider, instance_id: str) -> None:
         """The instance's process exits; it stays listed as stopped until deleted."""
         instance = provider.instances.get(instance_id)
-        if instance is None or instance.state is InstanceState.STOPPED:
+        if instance is None or instance.state in (InstanceState.STOPPED, InstanceState.STOPPING):
             return
         instance.state = InstanceState.STOPPED
-        instance.busy = False
         self._record_instance(provider, instance, "instance_stopped")
         self.touch(provider.node)
 
     def crash_launcher(self, provider: SimProvider) -> None:
         """The launcher container restarts: its instances vanish and it is not Ready for a while."""
-        for instance_id in list(provider.instances):
-            self.delete_instance(provider, instance_id, "launcher crashed")
+        for instance in list(provider.instances.values()):
+            self._forget(provider, instance, "launcher crashed")
         self.trace.record(self.now_s(), "launcher_crashed", provider=provider.name)
-        provider.ready = False
+        provider.restarts += 1
+        provider.set_ready(False, self.now_s())
         self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
         self.touch(provider.node)
 

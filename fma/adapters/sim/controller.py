@@ -1,40 +1,37 @@
-"""The simulated controller: upstream's work model (fma-spec §1.3) around the core's decisions.
+"""The simulated controller: the shared reconcile shell (:mod:`fma.control`) on SimPy time,
+behind a simulated informer.
 
-- **Watch.** A change on a node reaches the controller after the informer's delay
+- **Informer.** A change on a node reaches the controller after the informer's delay
   (``watch_delay_s``). Notifications of one node that arrive before its delivery merge into it:
   the reconcile reads the node's state when it runs, so one delivery covers them all. A
   :class:`WatchFilter` (installed by the fault injector) may hold a notification back longer or
-  drop it; a *re-list* enqueues every node and so repairs whatever was lost.
-- **Work queue.** Nodes are the work items. A node is queued at most once and processed by at
-  most one worker at a time; a change while it is processed marks it dirty, and it runs once
-  more afterwards (client-go's workqueue semantics). ``controller_workers`` workers (upstream
-  ``--num-workers=2``) take nodes in FIFO order.
-- **Reconcile.** After ``controller_reaction_s`` a worker runs *gather -> decide -> apply*:
-  a snapshot of the node, :func:`fma.core.dualpods.plan_node` (the function the operator calls),
-  and the executor. Writes that changed something come back as a watch event on the node. The
-  worker stays busy ``api_write_s`` per call made, plus any stall (a call that hung until its
-  timeout).
-- **Retries.** A plan that failed part-way is retried with per-node exponential backoff:
-  ``backoff_base_s`` doubling per consecutive failure, capped at ``backoff_max_s`` (client-go's
-  default controller limiter: 5 ms doubling, capped at 20 s upstream); a success resets it. A
-  plan's own ``requeue_after_s`` is honoured as a delayed add.
-- **Restart.** :meth:`SimController.restart` loses every queue, retry count and pending delivery
-  (all in memory), stays down for the given time, then re-lists.
-
-The queue and retries are bounded: one queued entry, one delayed entry and one pending delivery
-per node at most, and retry delays never exceed ``backoff_max_s``.
+  drop it; a *re-list* enqueues every node and so repairs whatever was lost. The controller
+  re-lists when it starts, so launcher pools are filled before any requester arrives.
+- **Work queue.** :class:`~fma.control.queue.WorkQueue`, the operator's own, with
+  ``controller_workers`` workers (upstream ``--num-workers=2``) and client-go's back-off
+  (``backoff_base_s`` doubling, capped at ``backoff_max_s``).
+- **Reconcile.** After ``controller_reaction_s`` a worker runs *gather -> decide -> apply*
+  (:func:`fma.control.reconcile.decide`, the executor, :func:`fma.control.reconcile.conclude`).
+  Writes that changed something come back as a watch event on the node. The worker stays busy
+  ``api_write_s`` per call made (Events are sent in the background, as client-go's recorder
+  does), plus any stall (a call that hung until its timeout). Wakes, sleeps and stops do not
+  hold it: they are in flight until their end is observed.
+- **Restart.** :meth:`SimController.restart` loses the queue, retry counts and pending
+  deliveries (all in memory), stays down for the given time, then re-lists.
 """
 
-from collections import deque
-from collections.abc import Callable
-from functools import partial
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import simpy
 
 from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.executor import SimExecutor
-from fma.core.dualpods import plan_node
+from fma.control.queue import Done, WorkQueue
+from fma.control.reconcile import CONFIGS, Decision, conclude, decide
+from fma.core.actions import Action, EmitEvent, SleepInstance
+from fma.core.outcomes import Outcome
 from fma.core.policy import Policy
-from fma.core.ports import ActionExecutor
 
 
 class WatchFilter(Protocol):
@@ -45,75 +42,122 @@ class WatchFilter(Protocol):
         ...
 
 
+class Executor(Protocol):
+    """Applies plans (the simulator's executor, or it wrapped by the fault injector)."""
+
+    def apply(self, decision: Decision) -> Sequence[Outcome]: ...
+
+    def apply_one(self, action: Action) -> Outcome: ...
+
+    def refuse_sleep(self, action: SleepInstance) -> None: ...
+
+
+class SimScheduler:
+    """The :class:`~fma.control.ports.Scheduler` port on a SimPy environment."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+
+    def now_s(self) -> float:
+        return float(self.env.now)
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        self.env.timeout(delay_s).callbacks.append(lambda _event: fn())
+
+
 def _no_stall() -> float:
     return 0.0
 
 
 class SimController:
-    """Per-node work queue, workers, retries and restarts around the core's ``plan_node``."""
+    """The informer, the shared work queue and the reconcile shell around the core."""
 
     def __init__(
-        self, cluster: SimCluster, policy: Policy, *, executor: ActionExecutor | None = None
+        self, cluster: SimCluster, policy: Policy, *, executor: Executor | None = None
     ) -> None:
         self.cluster = cluster
         self.env = cluster.env
         self.policy = policy
         self.latency = cluster.latency
-        self.executor: ActionExecutor = executor if executor is not None else SimExecutor(cluster)
+        self.scheduler = SimScheduler(cluster.env)
+        self.executor: Executor = executor if executor is not None else SimExecutor(cluster)
         self.stall_s: Callable[[], float] = _no_stall
         """Seconds the last apply hung (a call that ran into its timeout); set with faults."""
         self.watch: WatchFilter | None = None
         self.up = True
         self._stopped = False
+        self._epoch = 0
+        """Bumped on restart: deliveries scheduled before it are ignored (that memory is gone)."""
+        self._delivery_due: dict[str, float] = {}
         self.reconciles = 0
         self.retries = 0
-        self._epoch = 0
-        """Bumped on restart: callbacks scheduled before it are ignored (that memory is gone)."""
-        self._delivery_due: dict[str, float] = {}
-        self._requeue_due: dict[str, float] = {}
-        self._queue: deque[str] = deque()
-        self._queued: set[str] = set()
-        self._busy: set[str] = set()
-        self._dirty: set[str] = set()
-        self._failures: dict[str, int] = {}
-        self._idle_workers = self.latency.controller_workers
+        self.queue = self._new_queue()
         cluster.on_change = self.notify
+
+    def _new_queue(self) -> WorkQueue:
+        return WorkQueue(
+            self.scheduler,
+            self._process,
+            workers=self.latency.controller_workers,
+            backoff_base_s=self.latency.backoff_base_s,
+            backoff_max_s=self.latency.backoff_max_s,
+        )
 
     # --- the informer ------------------------------------------------------------------------
 
-    def notify(self, node: str) -> None:
-        """A watch event concerning ``node``: deliver it after the informer's delay."""
+    def notify(self, key: str) -> None:
+        """A watch event concerning ``key``: deliver it after the informer's delay."""
         if not self.up:
             return  # nobody is watching; the re-list at start-up repairs it
         delay_s = self.latency.watch_delay_s
         if self.watch is not None:
-            extra_s = self.watch.extra_delay_s(node, float(self.env.now))
+            extra_s = self.watch.extra_delay_s(key, float(self.env.now))
             if extra_s is None:
                 return
             delay_s += extra_s
-        self._add_after(node, delay_s, self._delivery_due)
+        due_s = float(self.env.now) + delay_s
+        if self._delivery_due.get(key, float("inf")) <= due_s:
+            return
+        self._delivery_due[key] = due_s
+        epoch = self._epoch
+
+        def deliver() -> None:
+            if epoch == self._epoch and self._delivery_due.get(key) == due_s:
+                del self._delivery_due[key]
+                self.queue.add(key)
+
+        self.scheduler.call_later(delay_s, deliver)
+
+    def configs_changed(self) -> None:
+        """An InferenceServerConfig or LauncherConfig changed: its status, and every node."""
+        self.notify(CONFIGS)
+        for node in list(self.cluster.state.nodes):
+            self.notify(node)
 
     def trigger(self, node: str, delay_s: float | None = None) -> None:
         """Enqueue ``node`` now (or after ``delay_s``), as a notification would."""
         if delay_s is None:
             self.notify(node)
         elif self.up:
-            self._add_after(node, delay_s, self._requeue_due)
+            self.queue.add_after(node, delay_s)
 
     def relist(self) -> None:
-        """The informer listed everything again: every node is enqueued once."""
+        """The informer listed everything again: every node (and the configs) enqueued once."""
         if not self.up:
             return
         self.cluster.trace.record(float(self.env.now), "relist")
+        self.queue.add(CONFIGS)
         for node in self.cluster.state.nodes:
-            self._add(node)
+            self.queue.add(node)
+
+    def start(self) -> None:
+        """The controller's first list: every node is reconciled once, demand or not."""
+        self.relist()
 
     @property
     def idle(self) -> bool:
         """Nothing queued, processing, delayed or in delivery."""
-        return not (
-            self._queue or self._busy or self._delivery_due or self._requeue_due or self._dirty
-        )
+        return self.queue.idle and not self._delivery_due
 
     @property
     def stopped(self) -> bool:
@@ -125,6 +169,7 @@ class SimController:
         self._stopped = value
         if value:
             self._epoch += 1  # forget every pending delivery, retry and reconcile
+            self.queue.stop()
             self.up = False
 
     # --- restart -----------------------------------------------------------------------------
@@ -133,114 +178,52 @@ class SimController:
         """The controller process dies: its memory is lost; it is back after ``down_s``."""
         self._epoch += 1
         self.up = False
+        self.queue.stop()
         self._delivery_due.clear()
-        self._requeue_due.clear()
-        self._queue.clear()
-        self._queued.clear()
-        self._busy.clear()
-        self._dirty.clear()
-        self._failures.clear()
-        self._idle_workers = self.latency.controller_workers
         self.cluster.trace.record(float(self.env.now), "controller_down")
         epoch = self._epoch
-        self._call_later(down_s, lambda: self._come_up(epoch))
+        self.scheduler.call_later(down_s, lambda: self._come_up(epoch))
 
     def _come_up(self, epoch: int) -> None:
         if epoch != self._epoch or self._stopped:
             return
         self.up = True
+        self.queue = self._new_queue()
         self.cluster.trace.record(float(self.env.now), "controller_up")
-        self._call_later(self.latency.relist_s, lambda: self._relist_if(epoch))
+        self.scheduler.call_later(self.latency.relist_s, lambda: self._relist_if(epoch))
 
     def _relist_if(self, epoch: int) -> None:
         if epoch == self._epoch:
             self.relist()
 
-    # --- the work queue ----------------------------------------------------------------------
+    # --- one reconcile -------------------------------------------------------------------------
 
-    def _call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        event = self.env.timeout(delay_s)
-        event.callbacks.append(lambda _event: fn())
-
-    def _add_after(self, node: str, delay_s: float, dues: dict[str, float]) -> None:
-        """Add ``node`` after ``delay_s``; an earlier pending add of the same kind covers it."""
-        due_s = float(self.env.now) + delay_s
-        if dues.get(node, float("inf")) <= due_s:
-            return
-        dues[node] = due_s
+    def _process(self, key: str, done: Done) -> None:
         epoch = self._epoch
+        self.scheduler.call_later(
+            self.latency.controller_reaction_s, lambda: self._reconcile(key, done, epoch)
+        )
 
-        def fire(_event: Any) -> None:
-            if epoch == self._epoch and dues.get(node) == due_s:
-                del dues[node]
-                self._add(node)
-
-        self.env.timeout(delay_s).callbacks.append(fire)
-
-    def _add(self, node: str) -> None:
-        if node in self._busy:
-            self._dirty.add(node)
-        elif node not in self._queued:
-            self._queued.add(node)
-            self._queue.append(node)
-            self._dispatch()
-
-    def _dispatch(self) -> None:
-        while self._idle_workers > 0 and self._queue:
-            node = self._queue.popleft()
-            self._queued.discard(node)
-            self._busy.add(node)
-            self._idle_workers -= 1
-            self._call_later(
-                self.latency.controller_reaction_s, partial(self._reconcile, node, self._epoch)
-            )
-
-    def _reconcile(self, node: str, epoch: int) -> None:
+    def _reconcile(self, key: str, done: Done, epoch: int) -> None:
         if epoch != self._epoch:
             return
-        now_s = float(self.env.now)
-        # 1. gather
-        snapshot = self.cluster.state.snapshot(node)
-        # 2. decide
-        plan = plan_node(snapshot, now_s=now_s, policy=self.policy)
+        state = self.cluster.state
+        # 1. gather, 2. decide
+        decision = decide(state, key, now_s=float(self.env.now), policy=self.policy)
         self.reconciles += 1
         # 3. apply
         recorded = len(self.cluster.trace)
-        outcomes = self.executor.apply(plan) if plan.actions else ()
+        outcomes = self.executor.apply(decision) if decision.plan.actions else ()
         if len(self.cluster.trace) > recorded and any(o.ok for o in outcomes):
             # Our own writes come back as watch events; a no-op write (nothing recorded) does
             # not, as an update that changes nothing makes no event.
-            self.notify(node)
-        busy_s = len(outcomes) * self.latency.api_write_s + self.stall_s()
-        if any(not o.ok for o in outcomes):
-            failures = self._failures.get(node, 0) + 1
-            self._failures[node] = failures
+            self.notify(key)
+        follow = conclude(state, decision, outcomes)
+        if follow.failed:
             self.retries += 1
-            follow_s: float | None = self._backoff_s(failures)
-        else:
-            self._failures.pop(node, None)
-            follow_s = plan.requeue_after_s
-            if follow_s is not None:
-                follow_s = max(follow_s, self.latency.api_write_s)
+        calls = sum(1 for o in outcomes if not isinstance(o.action, EmitEvent))
+        busy_s = calls * self.latency.api_write_s + self.stall_s()
         if busy_s > 0:
-            self._call_later(busy_s, lambda: self._done(node, follow_s, epoch))
+            self.scheduler.call_later(busy_s, lambda: done(follow))
         else:
-            self._done(node, follow_s, epoch)
-
-    def _backoff_s(self, failures: int) -> float:
-        """client-go's exponential failure limiter: base x 2^(n-1), capped."""
-        lat = self.latency
-        exponent = min(failures - 1, 62)  # bounded: 2^62 x 5 ms is far past any cap
-        return float(min(lat.backoff_base_s * 2.0**exponent, lat.backoff_max_s))
-
-    def _done(self, node: str, follow_s: float | None, epoch: int) -> None:
-        if epoch != self._epoch:
-            return
-        self._busy.discard(node)
-        self._idle_workers += 1
-        if follow_s is not None:
-            self._add_after(node, follow_s, self._requeue_due)
-        if node in self._dirty:
-            self._dirty.discard(node)
-            self._add(node)
-        self._dispatch()
+            done(follow)

@@ -4,13 +4,18 @@ Two families (``fma.api.scenario.Fault``):
 
 - **Occurrences** change the platform at a moment, once (``at``) or as a Poisson process
   (``rate_per_h``): a node is lost (its Pods are force-deleted; it may come back empty after
-  ``duration``), a node is cordoned (and uncordoned after
-  ``duration``), a launcher's container restarts (its instances vanish), an instance crashes
-  (it shows as stopped), or the controller restarts (its memory is lost).
-- **Per-operation** faults hit single operations with ``probability`` inside their window: a
-  wake answers an error or hangs until the HTTP timeout (the engine may still wake), an API
-  write answers 409 Conflict or a transient 5xx, a watch notification is held back or dropped.
-  A window with drops ends with a re-list, as a reflector does when it re-establishes a watch.
+  ``duration``), cordoned (uncordoned after ``duration``) or NotReady for ``duration`` (its
+  kubelet stops reporting; its Pods run on), a launcher's container restarts (its instances
+  vanish), an instance crashes (it shows as stopped), or the controller restarts (its memory
+  is lost).
+- **Per-operation** faults hit single operations with ``probability`` inside their window, and
+  answer with an outcome of the operator's taxonomy (:mod:`fma.core.outcomes`): a wake or a
+  sleep answers an error, or hangs until the HTTP timeout (the engine may still finish:
+  ``UNKNOWN``), or the engine refuses to sleep (``INVALID``); an instance create answers 500,
+  or 409 for an instance a lost call created; an instance delete, a readiness relay or a
+  requester's GPU query fails; an API write answers 409 Conflict or a transient 5xx; a watch
+  notification is held back or dropped. A window with drops ends with a re-list, as a
+  reflector does when it re-establishes a watch.
 
 Every random choice comes from the fault's own generator (seeded from the run's seed, the
 fault's index and kind), and every injection is written to the trace as a ``fault`` event, so a
@@ -18,40 +23,79 @@ run replays exactly. :meth:`FaultInjector.stop` ends every fault at once (the li
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fma.adapters.sim.cluster import SimCluster
-from fma.adapters.sim.controller import SimController
+from fma.adapters.sim.controller import Executor, SimController
 from fma.adapters.sim.seeds import sub_rng
 from fma.api.scenario import OCCURRENCE_FAULTS, Fault
+from fma.control.reconcile import Decision
 from fma.core.actions import (
     Action,
     Bind,
     CreateDirectProvider,
+    CreateInstance,
     CreateLauncher,
+    DeleteInstance,
     DeleteProvider,
     DeleteRequester,
-    Plan,
+    EmitEvent,
+    LabelProvider,
+    QueryAccelerators,
+    RelayReadiness,
+    SetActuationPath,
+    SetConfigStatus,
     SetRequesterStatus,
+    SleepInstance,
     Unbind,
+    UpdateRequesterMeta,
     WakeInstance,
 )
 from fma.core.model import InstanceState, ProviderKind
-from fma.core.ports import ActionExecutor, Outcome
+from fma.core.outcomes import Outcome, OutcomeKind
 
 API_WRITES = (
     CreateDirectProvider,
     CreateLauncher,
     Bind,
+    SetActuationPath,
     Unbind,
     DeleteProvider,
     DeleteRequester,
     SetRequesterStatus,
+    UpdateRequesterMeta,
+    LabelProvider,
+    SetConfigStatus,
 )
 """Actions that are Kubernetes API writes (the rest are HTTP calls to launchers, engines and
-requesters)."""
+requesters; Events are never faulted: they are best-effort anyway)."""
 
-_ERRORS = {"api_conflict": "409 Conflict", "api_error": "503 Service Unavailable"}
+_API_ERRORS = {
+    "api_conflict": (OutcomeKind.CONFLICT, "409 Conflict"),
+    "api_error": (OutcomeKind.TRANSIENT, "503 Service Unavailable"),
+}
+_CALL_FAULTS: dict[type, str] = {
+    WakeInstance: "wake_failure",
+    SleepInstance: "sleep_failure",
+    CreateInstance: "create_failure",
+    DeleteInstance: "delete_failure",
+    RelayReadiness: "relay_failure",
+    QueryAccelerators: "gpu_query_failure",
+}
+"""The per-operation fault that hits each kind of HTTP call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """What a faulty call does: its outcome, the seconds it hung, and whether it took effect
+    all the same (a timeout whose call went through; a 409 for an instance that exists)."""
+
+    kind: OutcomeKind
+    error: str
+    stall_s: float = 0.0
+    took_effect: bool = False
+    refused_sleep: bool = False
 
 
 class _Armed:
@@ -114,7 +158,7 @@ class FaultInjector:
                 self._later(armed.hi_s, self.controller.relist)
         if self._of("watch_delay", "watch_drop"):
             self.controller.watch = self
-        if self._of("wake_failure", "api_conflict", "api_error"):
+        if self._of("api_conflict", "api_error", *_CALL_FAULTS.values()):
             executor = FaultyExecutor(self.controller.executor, self)
             self.controller.executor = executor
             self.controller.stall_s = executor.take_stall_s
@@ -164,6 +208,8 @@ class FaultInjector:
                 self._node_loss(armed)
             case "node_cordon":
                 self._node_cordon(armed)
+            case "node_not_ready":
+                self._node_not_ready(armed)
             case "launcher_crash":
                 self._launcher_crash(armed)
             case "instance_crash":
@@ -209,6 +255,18 @@ class FaultInjector:
                 float(self.cluster.env.now) + armed.fault.duration,
                 lambda: self.cluster.uncordon_node(name),
             )
+
+    def _node_not_ready(self, armed: _Armed) -> None:
+        nodes = self.cluster.state.nodes
+        name = self._pick(armed, [n.name for n in nodes.values() if n.ready])
+        self._record(armed.fault, node=name)
+        if name is None:
+            return
+        self.cluster.set_node_ready(name, False)
+        self._later(
+            float(self.cluster.env.now) + (armed.fault.duration or 0.0),
+            lambda: self.cluster.set_node_ready(name, True),
+        )
 
     def _launcher_crash(self, armed: _Armed) -> None:
         state = self.cluster.state
@@ -268,57 +326,80 @@ class FaultInjector:
         self._record(armed.fault, node=node, delay_s=round(extra_s, 6))
         return extra_s
 
-    def action_fault(self, action: Action) -> tuple[str, float, bool] | None:
-        """(error, stall seconds, whether the call took effect anyway) for a faulty call."""
-        if isinstance(action, WakeInstance):
-            armed = self._hit("wake_failure")
-            if armed is None:
-                return None
-            timeout = armed.fault.mode == "timeout"
-            self._record(
-                armed.fault,
-                mode=armed.fault.mode,
-                provider=action.provider,
-                instance=action.instance_id,
-            )
-            if timeout:
-                # The client gave up; the engine may well have woken meanwhile.
-                return "wake timed out", self.cluster.latency.http_timeout_s, True
-            return "500 wake failed", 0.0, False
+    def action_fault(self, action: Action) -> Injection | None:
+        """How a faulty call fails, or None when it is not hit."""
+        if isinstance(action, EmitEvent):
+            return None
         if isinstance(action, API_WRITES):
             armed = self._hit("api_conflict", "api_error")
             if armed is None:
                 return None
             self._record(armed.fault, action=type(action).__name__)
-            return _ERRORS[armed.fault.kind], 0.0, False
-        return None
+            kind, error = _API_ERRORS[armed.fault.kind]
+            return Injection(kind, error)
+        fault_kind = _CALL_FAULTS.get(type(action))
+        armed = self._hit(fault_kind) if fault_kind is not None else None
+        if armed is None:
+            return None
+        mode = armed.fault.mode
+        self._record(armed.fault, mode=mode, action=type(action).__name__, **_ids(action))
+        match mode:
+            case "timeout":
+                # The client gave up; the engine may well have finished meanwhile.
+                return Injection(
+                    OutcomeKind.UNKNOWN,
+                    "timed out",
+                    stall_s=self.cluster.latency.http_timeout_s,
+                    took_effect=True,
+                )
+            case "refused":
+                return Injection(OutcomeKind.INVALID, "sleep mode is off", refused_sleep=True)
+            case "conflict":
+                return Injection(OutcomeKind.CONFLICT, "409 exists already", took_effect=True)
+            case _:
+                return Injection(OutcomeKind.TRANSIENT, "500 failed")
+
+
+def _ids(action: Action) -> dict[str, str]:
+    ids = {}
+    for name in ("provider", "instance_id", "requester_uid"):
+        value = getattr(action, name, None)
+        if isinstance(value, str):
+            ids[name] = value
+    return ids
 
 
 class FaultyExecutor:
-    """Wraps an executor; lets the injector fail calls before (or after) they take effect."""
+    """Wraps the executor; lets the injector fail calls before (or after) they take effect."""
 
-    def __init__(self, inner: ActionExecutor, injector: FaultInjector) -> None:
+    def __init__(self, inner: Executor, injector: FaultInjector) -> None:
         self.inner = inner
         self.injector = injector
         self._stall_s = 0.0
 
-    def apply(self, plan: Plan) -> list[Outcome]:
+    def apply(self, decision: Decision) -> list[Outcome]:
         """Apply in order; stop at the first failure, injected or real (like the executor)."""
         outcomes: list[Outcome] = []
-        for action in plan.actions:
-            fault = self.injector.action_fault(action)
-            if fault is not None:
-                error, stall_s, took_effect = fault
-                if took_effect:
-                    self.inner.apply(Plan((action,)))
-                self._stall_s += stall_s
-                outcomes.append(Outcome(action, False, error, retryable=True))
-                break
-            done = self.inner.apply(Plan((action,)))
-            outcomes.extend(done)
-            if any(not o.ok for o in done):
+        for action in decision.plan.actions:
+            outcome = self.apply_one(action)
+            outcomes.append(outcome)
+            if not outcome.ok and not isinstance(action, EmitEvent):
                 break
         return outcomes
+
+    def apply_one(self, action: Action) -> Outcome:
+        fault = self.injector.action_fault(action)
+        if fault is None:
+            return self.inner.apply_one(action)
+        if fault.took_effect:
+            self.inner.apply_one(action)
+        if fault.refused_sleep and isinstance(action, SleepInstance):
+            self.inner.refuse_sleep(action)
+        self._stall_s += fault.stall_s
+        return Outcome(action, fault.kind, fault.error)
+
+    def refuse_sleep(self, action: SleepInstance) -> None:
+        self.inner.refuse_sleep(action)
 
     def take_stall_s(self) -> float:
         """Seconds the calls since the last take hung; resets to 0."""

@@ -1,27 +1,39 @@
-"""The inventory at the head of a trace: nodes and models, so checkers need nothing else.
+"""The inventory at the head of a trace: nodes, models and limits, so checkers need nothing
+else.
 
-The invariant checkers judge a trace alone. To know a GPU's memory, a node's host memory or
-what a model needs, they read these records, written once at ``t = 0``:
+The invariant checkers judge a trace alone. To know a GPU's memory, a node's host memory, what
+a model needs, or the limits the controller promises to keep, they read these records, written
+once at ``t = 0``:
 
 - ``node_added``: ``node``, ``pool``, ``gpus`` (UUIDs), ``gpu_memory_bytes``,
   ``host_memory_bytes``, ``launchers_wanted`` (unbound launchers the population policy keeps);
-- ``model_added``: ``model``, ``bytes`` (weights), ``gpus`` (per replica).
+- ``model_added``: ``model``, ``bytes`` (weights), ``gpus`` (per replica), ``utilization`` (the
+  share of each GPU an awake engine claims);
+- ``limits``: ``host_memory_reserve_fraction``, ``sleeper_residue_bytes`` (GPU memory a sleeper
+  keeps), ``sleeping_bytes_per_gpu_max`` (or null), ``ready_timeout_s`` and ``grace_s`` (how
+  soon the controller must react to a change it did not cause). A launcher's instance cap is
+  on its ``provider_created`` record.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from fma.adapters.sim.state import SimNode
 from fma.adapters.sim.trace import Trace
+from fma.api.latency import GIB
+from fma.api.scenario import Scenario
+from fma.core.policy import Policy
 
 
 def record_inventory(
     trace: Trace,
     nodes: Mapping[str, SimNode],
-    models: Iterable[tuple[str, int, int]],
+    scenario: Scenario,
+    policy: Policy,
     *,
     launchers_wanted: int = 0,
+    grace_s: float,
 ) -> None:
-    """Write ``node_added`` for every node and ``model_added`` for every (name, bytes, gpus)."""
+    """Write ``node_added`` for every node, ``model_added`` for every model and the limits."""
     for node in nodes.values():
         trace.record(
             0.0,
@@ -33,5 +45,21 @@ def record_inventory(
             host_memory_bytes=node.host_memory_bytes,
             launchers_wanted=launchers_wanted,
         )
-    for name, weights_bytes, gpus in models:
-        trace.record(0.0, "model_added", model=name, bytes=weights_bytes, gpus=gpus)
+    for model in scenario.models:
+        trace.record(
+            0.0,
+            "model_added",
+            model=model.name,
+            bytes=int(model.weights_gib * GIB),
+            gpus=model.gpus,
+            utilization=model.gpu_memory_utilization,
+        )
+    trace.record(
+        0.0,
+        "limits",
+        host_memory_reserve_fraction=policy.host_memory_reserve_fraction,
+        sleeper_residue_bytes=policy.sleeper_gpu_residue_bytes,
+        sleeping_bytes_per_gpu_max=policy.sleeping_bytes_per_gpu_max,
+        ready_timeout_s=policy.ready_timeout_s,
+        grace_s=grace_s,
+    )

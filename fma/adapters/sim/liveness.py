@@ -52,6 +52,7 @@ def liveness_bound_s(scenario: Scenario) -> float:
                 + weights / model.gpus / (pool.d2h_gbps * GB)
                 + lat.wake_overhead_s
                 + weights / model.gpus / (pool.h2d_gbps * GB)
+                + 2 * lat.engine_stop_s
             )
             slowest_s = max(slowest_s, start_s)
     return round(
@@ -65,13 +66,44 @@ def liveness_bound_s(scenario: Scenario) -> float:
     )
 
 
+def reaction_bound_s(scenario: Scenario) -> float:
+    """Sim seconds within which the controller reacts to a change it did not cause (an engine
+    crash, a launcher restart): readiness that became wrong must be withdrawn by then.
+
+    The informer's delay, the longest watch hold-back a fault may add (a dropped notification
+    is repaired by the re-list that ends its window), a controller restart, capped retries and
+    a few reconciles."""
+    lat = scenario.latency
+    held_s = max((f.delay or 0.0 for f in scenario.faults if f.kind == "watch_delay"), default=0)
+    dropped_s = max(
+        (
+            (f.until if f.until is not None else scenario.duration) - f.start
+            for f in scenario.faults
+            if f.kind == "watch_drop"
+        ),
+        default=0.0,
+    )
+    return round(
+        lat.watch_delay_s
+        + held_s
+        + dropped_s
+        + lat.controller_restart_s
+        + lat.relist_s
+        + 4 * lat.backoff_max_s
+        + lat.http_timeout_s
+        + 10 * (lat.controller_reaction_s + lat.api_write_s)
+        + 5.0,
+        3,
+    )
+
+
 def is_quiet(cluster: SimCluster, controller: SimController) -> bool:
-    """No requester, a running controller with nothing queued, no engine starting, sleeping or
-    waking."""
+    """No requester, a running controller with nothing queued, no engine starting, moving
+    weights or stopping."""
     if cluster.state.requesters or not controller.up or not controller.idle:
         return False
     return not any(
-        i.busy or i.state is InstanceState.STARTING
+        i.state.in_flight or i.state in (InstanceState.STARTING, InstanceState.STOPPING)
         for p in cluster.state.providers.values()
         for i in p.instances.values()
     )
@@ -87,7 +119,7 @@ class Phases:
         controller: SimController,
         injector: FaultInjector,
         *,
-        faults_off_s: float,
+        faults_off_s: float | None,
         bound_s: float,
     ) -> None:
         self.env = env
@@ -97,7 +129,8 @@ class Phases:
         self.bound_s = bound_s
         self.faults_off = False
         self.quiescent = False
-        env.timeout(faults_off_s).callbacks.append(lambda _event: self.turn_faults_off())
+        if faults_off_s is not None:
+            env.timeout(faults_off_s).callbacks.append(lambda _event: self.turn_faults_off())
 
     def turn_faults_off(self) -> None:
         """End every fault and start the liveness clock (once)."""
@@ -146,11 +179,22 @@ def start_phases(
     scenario: Scenario,
     *,
     seed: int,
-    models: list[tuple[str, int, int]],
     launchers_wanted: int = 0,
+    faults_off_by_itself: bool = True,
 ) -> Phases:
-    """Record the inventory, arm the scenario's faults and set the liveness clock of a run."""
-    record_inventory(cluster.trace, cluster.state.nodes, models, launchers_wanted=launchers_wanted)
+    """Record the inventory, arm the scenario's faults and set the liveness clock of a run.
+
+    Faults end by themselves after the scenario's last one, unless ``faults_off_by_itself`` is
+    False: then only :meth:`Phases.turn_faults_off` ends them (when a test injects faults of
+    its own, liveness may be judged only once it stops)."""
+    record_inventory(
+        cluster.trace,
+        cluster.state.nodes,
+        scenario,
+        controller.policy,
+        launchers_wanted=launchers_wanted,
+        grace_s=reaction_bound_s(scenario),
+    )
     injector = FaultInjector(
         cluster, controller, scenario.faults, end_s=scenario.duration, seed=seed
     )
@@ -164,6 +208,8 @@ def start_phases(
             scenario.faults,
             scenario.duration,
             restart_s=scenario.latency.controller_restart_s,
-        ),
+        )
+        if faults_off_by_itself
+        else None,
         bound_s=liveness_bound_s(scenario),
     )

@@ -17,9 +17,10 @@ from fma.adapters.sim.liveness import start_phases
 from fma.adapters.sim.state import SimNode, SimState
 from fma.adapters.sim.trace import Trace
 from fma.adapters.sim.workload import Workload
+from fma.api.constants import LABEL_MS_MODEL
 from fma.api.latency import GB, GIB
 from fma.api.scenario import Scenario
-from fma.core.model import Gpu, IscSpec, LauncherConfigSpec, ServerSpec
+from fma.core.model import Gpu, IscSpec, LauncherConfigSpec, Routing, ServerSpec
 from fma.core.policy import Actuation, Policy
 
 ProgressFn = Callable[[float, float], None]
@@ -43,8 +44,31 @@ def policy_of(scenario: Scenario) -> Policy:
         actuation=Actuation(section.actuation),
         eviction=section.eviction,
         sleeping_bytes_per_gpu_max=None if per_gpu is None else int(per_gpu * GIB),
+        sleeper_gpu_residue_bytes=int(section.sleeper_residue_gib * GIB),
         ready_timeout_s=section.ready_timeout,
+        launcher_start_s=scenario.latency.launcher_start_s,
+        launchers_per_node_max=section.launchers_per_node_max,
     )
+
+
+def spec_of(scenario: Scenario, model_name: str) -> tuple[ServerSpec, int]:
+    """The server spec of one replica of a model, and its GPU count."""
+    model = scenario.model(model_name)
+    spec = ServerSpec(
+        model=model.name,
+        port=model.port,
+        weights_bytes=int(model.weights_gib * GIB),
+        engine_init_s=model.engine_init_s,
+        gpu_memory_utilization=model.gpu_memory_utilization,
+    )
+    return spec, model.gpus
+
+
+def new_cluster(scenario: Scenario, env: simpy.Environment, trace: Trace) -> SimCluster:
+    """The simulated platform of a scenario: its nodes, latencies and engines."""
+    cluster = SimCluster(env, SimState(nodes=build_nodes(scenario)), trace, scenario.latency)
+    cluster.sleepless_models = {m.name for m in scenario.models if not m.sleep_mode}
+    return cluster
 
 
 def build_nodes(scenario: Scenario) -> dict[str, SimNode]:
@@ -86,11 +110,18 @@ def install_launcher_configs(
         LAUNCHER_CONFIG, scenario.launchers.max_instances, TEMPLATE_HASH
     )
     for model in scenario.models:
-        state.iscs[model.name] = IscSpec(model.name, spec_for(model.name)[0], LAUNCHER_CONFIG)
+        state.iscs[model.name] = IscSpec(
+            model.name, spec_for(model.name)[0], LAUNCHER_CONFIG, routing=routing_of(model.name)
+        )
     _give_isc_ports(state)
     if scenario.launchers.per_node > 0:
         state.launcher_policy[LAUNCHER_CONFIG] = scenario.launchers.per_node
     return True
+
+
+def routing_of(model: str) -> Routing:
+    """The routing labels of a model's ISC: what an endpoint picker selects its servers by."""
+    return Routing(labels={LABEL_MS_MODEL: model})
 
 
 def _give_isc_ports(state: SimState) -> None:
@@ -123,20 +154,13 @@ def run_scenario(
     seed = scenario.seed if seed is None else seed
     rng = random.Random(seed)
     env = simpy.Environment()
-    state = SimState(nodes=build_nodes(scenario))
     trace = Trace()
-    cluster = SimCluster(env, state, trace, scenario.latency)
+    cluster = new_cluster(scenario, env, trace)
+    state = cluster.state
     controller = SimController(cluster, policy_of(scenario))
 
     def spec_for(model_name: str) -> tuple[ServerSpec, int]:
-        model = scenario.model(model_name)
-        spec = ServerSpec(
-            model=model.name,
-            port=model.port,
-            weights_bytes=int(model.weights_gib * GIB),
-            engine_init_s=model.engine_init_s,
-        )
-        return spec, model.gpus
+        return spec_of(scenario, model_name)
 
     launcher_path = install_launcher_configs(scenario, state, spec_for)
     workload = Workload(
@@ -152,9 +176,9 @@ def run_scenario(
         controller,
         scenario,
         seed=seed,
-        models=[(m.name, int(m.weights_gib * GIB), m.gpus) for m in scenario.models],
         launchers_wanted=scenario.launchers.per_node if launcher_path else 0,
     )
+    controller.start()
     phases.run(scenario.duration, drain_s=drain_s, progress=progress)
     return RunResult(
         scenario,

@@ -1,13 +1,17 @@
 """The simulated cluster's mutable state, and its read-only view as core snapshots.
 
 The simulator owns these objects and changes them when actions complete; decisions only ever
-see the frozen :class:`~fma.core.model.NodeSnapshot` built by :meth:`SimState.snapshot`.
+see the frozen :class:`~fma.core.model.NodeSnapshot` built by :meth:`SimState.snapshot`. The
+fields an operator would keep as annotations (the actuation path, the bound time, an
+instance's last use, "actuation recorded") are fields of these objects: they belong to the
+cluster, not to the controller, and survive its restarts.
 """
 
 from dataclasses import dataclass, field
 
 from fma.core.model import (
     ActuationPath,
+    ConfigSnapshot,
     Gpu,
     Instance,
     InstanceState,
@@ -18,6 +22,7 @@ from fma.core.model import (
     Provider,
     ProviderKind,
     Requester,
+    Routing,
     ServerSpec,
 )
 
@@ -40,7 +45,15 @@ class SimNode:
         return [g.uuid for g in self.gpus if self.gpu_holder.get(g.uuid) is None]
 
     def as_node(self) -> Node:
-        return Node(self.name, self.gpus, self.host_memory_bytes, self.schedulable, self.ready)
+        return Node(
+            self.name,
+            self.gpus,
+            self.host_memory_bytes,
+            self.schedulable,
+            self.ready,
+            disk_bytes_per_s=self.disk_bytes_per_s,
+            h2d_bytes_per_s=self.h2d_bytes_per_s,
+        )
 
 
 @dataclass(slots=True)
@@ -57,13 +70,18 @@ class SimRequester:
     pinned_gpus: tuple[str, ...] | None = None
     """GPUs the requester may be given (a device restriction); None: any."""
     node: str | None = None
+    assigned_gpus: tuple[str, ...] | None = None
+    """What the scheduler and device plugin gave it (what its SPI reports)."""
     gpu_uuids: tuple[str, ...] | None = None
+    """What the controller learnt from its SPI and recorded on it."""
     started_s: float | None = None
     deleting: bool = False
     ready: bool = False
     actuated: bool = False
     ready_s: float | None = None
     errors: tuple[str, ...] = ()
+    finalizer: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
     def as_requester(self) -> Requester:
         return Requester(
@@ -77,6 +95,9 @@ class SimRequester:
             self.deleting,
             self.ready,
             self.actuated,
+            self.finalizer,
+            self.errors,
+            self.labels,
         )
 
 
@@ -89,11 +110,11 @@ class SimInstance:
     created_s: float
     last_used_s: float
     isc_name: str | None = None
-    busy: bool = False
-    """A sleep or wake is in progress; repeated requests are ignored until it ends."""
+    sleepable: bool = True
     _frozen: Instance | None = field(default=None, repr=False, compare=False)
-    """The last view handed out; reused while state and last use are unchanged (the only
-    fields that change after creation), since every reconcile of the node asks again."""
+    """The last view handed out; reused while state, last use and sleepability are unchanged
+    (the only fields that change after creation), since every reconcile of the node asks
+    again."""
 
     def as_instance(self) -> Instance:
         frozen = self._frozen
@@ -101,6 +122,7 @@ class SimInstance:
             frozen is not None
             and frozen.state is self.state
             and frozen.last_used_s == self.last_used_s
+            and frozen.sleepable is self.sleepable
         ):
             return frozen
         frozen = Instance(
@@ -111,6 +133,7 @@ class SimInstance:
             self.created_s,
             self.last_used_s,
             self.isc_name,
+            self.sleepable,
         )
         self._frozen = frozen
         return frozen
@@ -131,12 +154,26 @@ class SimProvider:
     ready: bool = True
     launcher_config: str | None = None
     template_hash: str | None = None
+    ready_changed_s: float | None = None
+    restarts: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    routing: Routing | None = None
+    max_instances: int | None = None
+    """A launcher's instance cap, from its LauncherConfig when it was made (for the trace)."""
+    deletion_reason: str | None = None
     _frozen: Provider | None = field(default=None, repr=False, compare=False)
     """The last view handed out, reused while nothing it shows has changed."""
+    _labels_seen: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+
+    def set_ready(self, ready: bool, now_s: float) -> None:
+        if self.ready != ready:
+            self.ready = ready
+            self.ready_changed_s = now_s
 
     def as_provider(self) -> Provider:
         instances = tuple(i.as_instance() for i in self.instances.values())
         frozen = self._frozen
+        labels = tuple(self.labels.items())
         if (
             frozen is not None
             and frozen.instances == instances  # identical views compare by identity first
@@ -146,6 +183,10 @@ class SimProvider:
             and frozen.bound_s == self.bound_s
             and frozen.ready is self.ready
             and frozen.deleting is self.deleting
+            and frozen.ready_changed_s == self.ready_changed_s
+            and frozen.restarts == self.restarts
+            and frozen.routing is self.routing
+            and self._labels_seen == labels
         ):
             return frozen
         frozen = Provider(
@@ -162,8 +203,13 @@ class SimProvider:
             self.deleting,
             self.launcher_config,
             self.template_hash,
+            self.ready_changed_s,
+            self.restarts,
+            dict(self.labels),
+            self.routing,
         )
         self._frozen = frozen
+        self._labels_seen = labels
         return frozen
 
 
@@ -212,15 +258,27 @@ class SimState:
     def providers_on(self, node: str) -> list[SimProvider]:
         return list(self._providers_on.get(node, {}).values())
 
+    # --- the ClusterReader port (fma.control.ports) ------------------------------------------
+
+    def node_names(self) -> list[str]:
+        return list(self.nodes)
+
     def snapshot(self, node_name: str) -> NodeSnapshot:
-        """What the controller's informers show of one node (pure read of the state)."""
+        """What the controller's informers show of one node (pure read of the state). A
+        NotReady node is shown as such; only a deleted Node is absent."""
         node = self.nodes.get(node_name)
         return NodeSnapshot(
             node_name,
-            node.as_node() if node is not None and node.ready else None,
+            node.as_node() if node is not None else None,
             tuple(r.as_requester() for r in self._requesters_on.get(node_name, {}).values()),
             tuple(p.as_provider() for p in self._providers_on.get(node_name, {}).values()),
             self.iscs,
             self.launcher_configs,
             self.launcher_policy,
         )
+
+    def config_snapshot(self) -> ConfigSnapshot:
+        return ConfigSnapshot(dict(self.iscs), dict(self.launcher_configs))
+
+    def resync(self, key: str) -> None:
+        """Nothing is cached between the simulator's state and its snapshots."""

@@ -1,4 +1,7 @@
-"""The simulated controller's work model: merged notifications, workers, backoff, restarts."""
+"""The simulated controller's work model: merged notifications, workers, backoff, restarts.
+
+The queue itself is :mod:`fma.control.queue` (tested alone in ``tests/unit/control``); these
+tests drive it through the simulator's informer and executor, on SimPy time."""
 
 from collections.abc import Sequence
 
@@ -8,10 +11,11 @@ from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.controller import SimController
 from fma.adapters.sim.state import SimRequester
 from fma.api.latency import GIB, Latency
-from fma.core.actions import Plan
+from fma.control.reconcile import Decision
+from fma.core.actions import Action, SleepInstance
 from fma.core.model import ServerSpec
+from fma.core.outcomes import Outcome, OutcomeKind
 from fma.core.policy import Policy
-from fma.core.ports import Outcome
 from tests.sim_harness import Harness
 
 LATENCY = Latency(
@@ -32,9 +36,17 @@ class Recorder:
         self.fail = fail
         self.applied_s: list[float] = []
 
-    def apply(self, plan: Plan) -> Sequence[Outcome]:
+    def apply(self, decision: Decision) -> Sequence[Outcome]:
         self.applied_s.append(float(self.env.now))
-        return [Outcome(a, not self.fail, "boom" if self.fail else None) for a in plan.actions]
+        return [self.apply_one(a) for a in decision.plan.actions[:1]]
+
+    def apply_one(self, action: Action) -> Outcome:
+        if self.fail:
+            return Outcome(action, OutcomeKind.TRANSIENT, "boom")
+        return Outcome(action)
+
+    def refuse_sleep(self, action: SleepInstance) -> None:
+        raise AssertionError("not expected here")
 
 
 def world(*, fail: bool = False) -> tuple[simpy.Environment, SimCluster, SimController, Recorder]:
@@ -100,8 +112,8 @@ def test_a_restarted_controller_ignores_events_while_down_then_relists() -> None
     env.run(until=9)
     assert controller.reconciles == 0
     env.run(until=20)
-    # Back at 10 s, re-listed after relist_s: every node reconciled once.
-    assert controller.reconciles == 2
+    # Back at 10 s, re-listed after relist_s: every node (and the configs) reconciled once.
+    assert controller.reconciles == 3
     assert [e["kind"] for e in cluster.trace.events[-3:]] == [
         "controller_down",
         "controller_up",
