@@ -4,34 +4,44 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fma.api.scenario import Scenario
+from fma.api.scenario import FAULT_MODES, Scenario
 
 ACTUATIONS = ["fma", "direct-sleep", "cold"]
 
 
 @st.composite
-def _cluster_and_models(draw: st.DrawFn) -> dict[str, Any]:
-    gpus_per_node = draw(st.integers(1, 4))
-    gpu_memory_gib = draw(st.sampled_from([24, 40, 80]))
-    models = [
-        {
-            "name": f"m{i}",
-            "weights_gib": draw(st.floats(1, gpu_memory_gib - 1)),
-            "gpus": draw(st.integers(1, gpus_per_node)),
-            "engine_init_s": draw(st.floats(1, 60)),
-            "port": draw(st.sampled_from([8000, 8001])),
-        }
-        for i in range(draw(st.integers(1, 3)))
-    ]
+def _cluster_and_models(draw: st.DrawFn, *, tight: bool = False) -> dict[str, Any]:
+    """A node pool and a few models. ``tight`` worlds are small and crowded — one or two nodes
+    of one or two GPUs, little memory, several models — so that sleepers, budgets, caps and
+    ports collide within a few steps."""
+    gpus_per_node = draw(st.integers(1, 2) if tight else st.integers(1, 4))
+    gpu_memory_gib = draw(st.sampled_from([24, 40] if tight else [24, 40, 80]))
+    nodes = draw(st.sampled_from([1, 1, 2]) if tight else st.integers(1, 3))
+    host_memory_gib = draw(st.sampled_from([32, 64, 128] if tight else [32, 64, 256, 1024]))
+    models = []
+    for i in range(draw(st.integers(2, 3) if tight else st.integers(1, 3))):
+        utilization = draw(st.sampled_from([0.8, 0.9, 0.95]))
+        models.append(
+            {
+                "name": f"m{i}",
+                "weights_gib": draw(st.floats(1, utilization * gpu_memory_gib - 1)),
+                "gpus": draw(st.integers(1, gpus_per_node)),
+                "engine_init_s": draw(st.floats(1, 60)),
+                "port": draw(st.sampled_from([8000, 8001])),
+                "gpu_memory_utilization": utilization,
+                # Now and then an engine that refuses to sleep (vLLM on a CPU).
+                "sleep_mode": draw(st.sampled_from([True, True, True, True, False])),
+            }
+        )
     return {
         "cluster": {
             "node_pools": [
                 {
                     "name": "pool",
-                    "count": draw(st.integers(1, 3)),
+                    "count": nodes,
                     "gpus_per_node": gpus_per_node,
                     "gpu_memory_gib": gpu_memory_gib,
-                    "host_memory_gib": draw(st.sampled_from([32, 64, 256, 1024])),
+                    "host_memory_gib": host_memory_gib,
                     "d2h_gbps": draw(st.sampled_from([1, 25])),
                 }
             ]
@@ -40,9 +50,15 @@ def _cluster_and_models(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _policy(draw: st.DrawFn, actuation: str | None) -> dict[str, Any]:
+def _policy(
+    draw: st.DrawFn, actuation: str | None, *, mostly_sleeping: bool = False
+) -> dict[str, Any]:
+    """A policy; ``mostly_sleeping`` draws ``cold`` (which never sleeps) only now and then."""
+    choices = (
+        ["fma", "fma", "direct-sleep", "direct-sleep", "cold"] if mostly_sleeping else ACTUATIONS
+    )
     return {
-        "actuation": actuation or draw(st.sampled_from(ACTUATIONS)),
+        "actuation": actuation or draw(st.sampled_from(choices)),
         "eviction": draw(st.sampled_from(["lru", "oldest", "cost"])),
         "ready_timeout": draw(st.sampled_from([120, 600])),
     }
@@ -76,19 +92,27 @@ def scenarios(draw: st.DrawFn, *, actuation: str | None = None, faults: bool = F
     return Scenario.model_validate(data)
 
 
-OCCURRENCES = ["node_loss", "node_cordon", "instance_crash", "launcher_crash", "controller_restart"]
+OCCURRENCES = [
+    "node_loss",
+    "node_cordon",
+    "node_not_ready",
+    "instance_crash",
+    "launcher_crash",
+    "controller_restart",
+]
 
 
 @st.composite
 def fault_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """Up to six faults; occurrences at rates, per-operation faults with probabilities."""
+    """Up to six faults; occurrences at rates, per-operation faults with probabilities and,
+    where a kind has several, a mode."""
     faults: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(0, 6))):
         kind = draw(st.sampled_from([*OCCURRENCES, *PER_OPERATION]))
         fault: dict[str, Any] = {"kind": kind}
         if kind in OCCURRENCES:
             fault["rate_per_h"] = draw(st.sampled_from([0.5, 2, 6]))
-            if kind in ("node_loss", "node_cordon", "controller_restart"):
+            if kind in ("node_loss", "node_cordon", "node_not_ready", "controller_restart"):
                 fault["duration"] = draw(st.sampled_from([10, 300, 1200]))
         else:
             fault.update(per_operation(draw, kind))
@@ -96,13 +120,24 @@ def fault_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
     return faults
 
 
-PER_OPERATION = ["wake_failure", "api_conflict", "api_error", "watch_delay", "watch_drop"]
+PER_OPERATION = [
+    "wake_failure",
+    "sleep_failure",
+    "create_failure",
+    "delete_failure",
+    "relay_failure",
+    "gpu_query_failure",
+    "api_conflict",
+    "api_error",
+    "watch_delay",
+    "watch_drop",
+]
 
 
 def per_operation(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     fault: dict[str, Any] = {"probability": draw(st.sampled_from([0.02, 0.2, 0.6]))}
-    if kind == "wake_failure":
-        fault["mode"] = draw(st.sampled_from(["error", "timeout"]))
+    if kind in FAULT_MODES:
+        fault["mode"] = draw(st.sampled_from(FAULT_MODES[kind]))
     elif kind == "watch_delay":
         fault["delay"] = draw(st.sampled_from([1, 10, 60]))
     return fault
@@ -111,8 +146,10 @@ def per_operation(draw: st.DrawFn, kind: str) -> dict[str, Any]:
 @st.composite
 def machine_scenarios(draw: st.DrawFn) -> Scenario:
     """The world of the state machine: a cluster, models, a policy and per-operation faults
-    armed for its whole life (rules switch them on and off); demand comes from the rules."""
-    base = draw(_cluster_and_models())
+    armed for its whole life (rules switch them on and off); demand comes from the rules.
+    The world is tight (see :func:`_cluster_and_models`): a search of a few hundred examples
+    must reach the collisions the oracle judges."""
+    base = draw(_cluster_and_models(tight=True))
     faults = [
         {"kind": kind, **per_operation(draw, kind)}
         for kind in draw(st.lists(st.sampled_from(PER_OPERATION), max_size=3, unique=True))
@@ -126,7 +163,7 @@ def machine_scenarios(draw: st.DrawFn) -> Scenario:
             "max_instances": draw(st.integers(1, 3)),
             "per_node": draw(st.integers(0, 1)),
         },
-        "policy": _policy(draw, None),
+        "policy": _policy(draw, None, mostly_sleeping=True),
         "demand": [{"model": base["models"][0]["name"], "rate_per_h": 0}],
         "faults": faults,
     }
@@ -138,6 +175,6 @@ def fits(scenario: Scenario, model_name: str) -> bool:
     model = scenario.model(model_name)
     pool = scenario.cluster.node_pools[0]
     return (
-        model.weights_gib / model.gpus + 1.0 < pool.gpu_memory_gib
+        model.weights_gib / model.gpus < model.gpu_memory_utilization * pool.gpu_memory_gib
         and model.gpus <= pool.gpus_per_node
     )

@@ -3,6 +3,7 @@
 from typing import Any
 
 from fma.bench import invariants as inv
+from fma.core.reasons import REQUESTER_DELETIONS
 
 GIB = 1024**3
 
@@ -52,8 +53,11 @@ def served(uid: str, provider: str, gpus: list[str], t: float) -> list[dict[str,
 
 
 def released(uid: str, provider: str, gpus: list[str], t: float) -> list[dict[str, Any]]:
+    """Scaled down: readiness withdrawn, the engine put to sleep, then unbound and let go."""
     return [
         ev(t, "requester_deleting", requester=uid, reason="scaled down"),
+        ev(t, "unready", requester=uid),
+        inst(t, "instance_falling_asleep", provider, gpus, 16),
         inst(t + 1, "instance_sleeping", provider, gpus, 16),
         ev(t + 1, "unbind", provider=provider, requester=uid),
         ev(t + 1, "requester_deleted", requester=uid),
@@ -159,8 +163,150 @@ def test_sleepers_beyond_host_memory() -> None:
         inst(2, "instance_sleeping", "b", ["g1"], 60),
     ]
     assert names(inv.host_memory_fits(trace)) == ["host_memory_fits"]
-    woken = [*trace[:2], inst(2, "instance_waking", "a", ["g0"], 60), trace[2]]
+    woken = [*trace[:2], inst(2, "instance_awake", "a", ["g0"], 60), trace[2]]
     assert inv.host_memory_fits(woken) == []
+    # A wake in progress still holds its host copy.
+    waking = [*trace[:2], inst(2, "instance_waking", "a", ["g0"], 60), trace[2]]
+    assert names(inv.host_memory_fits(waking)) == ["host_memory_fits"]
+
+
+def test_host_memory_keeps_the_reserve_the_controller_promises() -> None:
+    limits = ev(0, "limits", host_memory_reserve_fraction=0.2, sleeper_residue_bytes=0)
+    trace = [NODE, limits, inst(1, "instance_sleeping", "a", ["g0"], 85)]
+    assert names(inv.host_memory_fits(trace)) == ["host_memory_fits"]  # 85 > 80 of 100 GiB
+    assert inv.host_memory_fits([NODE, trace[2]]) == []
+
+
+def test_the_per_gpu_sleeping_budget() -> None:
+    limits = ev(0, "limits", sleeping_bytes_per_gpu_max=20 * GIB)
+    trace = [
+        NODE,
+        limits,
+        inst(1, "instance_sleeping", "a", ["g0"], 12),
+        inst(2, "instance_sleeping", "b", ["g0"], 12),
+    ]
+    assert names(inv.sleeping_budget_per_gpu(trace)) == ["sleeping_budget_per_gpu"]
+
+
+def test_an_engine_claims_its_utilization_and_each_sleeper_its_residue() -> None:
+    """At 0.9 of 80 GiB, an engine starting beside six 1.5 GiB residues overruns the GPU."""
+    limits = ev(0, "limits", sleeper_residue_bytes=int(1.5 * GIB))
+    sleepers = [inst(1, "instance_sleeping", f"s{k}", ["g0"], 1) for k in range(6)]
+    start = inst(2, "instance_starting", "a", ["g0"], 8, utilization=0.9)
+    assert names(inv.gpu_memory_fits([NODE, limits, *sleepers, start])) == ["gpu_memory_fits"]
+    assert inv.gpu_memory_fits([NODE, limits, *sleepers[:5], start]) == []
+
+
+def launcher_events(name: str, cap: int, t: float = 0) -> list[dict[str, Any]]:
+    return [
+        ev(
+            t,
+            "provider_created",
+            provider=name,
+            node="n",
+            provider_kind="launcher",
+            max_instances=cap,
+        ),
+        ev(t + 1, "launcher_ready", provider=name, node="n"),
+    ]
+
+
+def test_a_launcher_over_its_instance_cap() -> None:
+    trace = [
+        *launcher_events("L", 2),
+        inst(2, "instance_sleeping", "L", ["g0"], 1, port=1) | {"instance": "i1"},
+        inst(3, "instance_sleeping", "L", ["g1"], 1, port=2) | {"instance": "i2"},
+        inst(4, "instance_starting", "L", ["g0"], 1, port=3) | {"instance": "i3"},
+    ]
+    assert names(inv.launcher_instance_cap(trace)) == ["launcher_instance_cap"]
+    stopping = [*trace[:3], inst(3, "instance_stopping", "L", ["g1"], 1) | {"instance": "i2"}]
+    assert inv.launcher_instance_cap([*stopping, trace[4]]) == []
+
+
+def test_two_instances_of_one_launcher_on_one_port_a_stopping_one_included() -> None:
+    trace = [
+        *launcher_events("L", 4),
+        inst(2, "instance_stopping", "L", ["g0"], 1, port=8000) | {"instance": "old"},
+        inst(3, "instance_starting", "L", ["g1"], 1, port=8000) | {"instance": "new"},
+    ]
+    assert names(inv.launcher_ports_unique(trace)) == ["launcher_ports_unique"]
+    gone = [*trace[:3], inst(2.5, "instance_deleted", "L", ["g0"], 1) | {"instance": "old"}]
+    assert inv.launcher_ports_unique([*gone, trace[3]]) == []
+
+
+def test_readiness_must_be_withdrawn_before_the_controller_sleeps_the_engine() -> None:
+    trace = [
+        *served("r1", "p1", ["g0"], 0),
+        ev(50, "requester_deleting", requester="r1", reason="scaled down"),
+        inst(50, "instance_falling_asleep", "p1", ["g0"], 16),
+    ]
+    (breach,) = inv.ready_only_when_awake(trace)
+    assert breach["requester"] == "r1" and "falling_asleep" in breach["why"]
+
+
+def test_readiness_must_be_withdrawn_within_the_grace_after_a_crash() -> None:
+    limits = ev(0, "limits", grace_s=30.0)
+    trace = [limits, *served("r1", "p1", ["g0"], 0), inst(50, "instance_stopped", "p1", ["g0"], 16)]
+    assert inv.ready_only_when_awake(trace) == []  # not judged before the grace is over
+    later = [*trace, ev(81, "unrelated")]
+    assert names(inv.ready_only_when_awake(later)) == ["ready_only_when_awake"]
+    withdrawn = [*trace, ev(60, "unready", requester="r1"), ev(81, "unrelated")]
+    assert inv.ready_only_when_awake(withdrawn) == []
+
+
+def test_routing_only_while_awake() -> None:
+    trace = [
+        *served("r1", "p1", ["g0"], 0),
+        ev(40, "routing", provider="p1", instance="p1-i", on=True),
+        ev(50, "unready", requester="r1"),
+        inst(50, "instance_falling_asleep", "p1", ["g0"], 16),
+    ]
+    assert names(inv.routing_only_when_awake(trace)) == ["routing_only_when_awake"]
+    off_first = [*trace[:-1], ev(50, "routing", provider="p1", on=False), trace[-1]]
+    assert inv.routing_only_when_awake(off_first) == []
+
+
+def test_a_hot_actuation_must_have_woken_a_sleeper() -> None:
+    base = [
+        ev(0, "requester_created", requester="r1", model="m"),
+        ev(0, "requester_scheduled", requester="r1", node="n", gpus=["g0"]),
+        *launcher_events("L", 4),
+        inst(2, "instance_sleeping", "L", ["g0"], 16),
+        ev(10, "bind", provider="L", requester="r1", instance="L-i", path="hot"),
+    ]
+    woken = [
+        *base,
+        inst(11, "instance_waking", "L", ["g0"], 16),
+        ev(12, "actuation", requester="r1", path="hot"),
+    ]
+    assert inv.actuation_path_truthful(woken) == []
+    started = [
+        *base,
+        inst(11, "instance_starting", "L", ["g0"], 16),
+        ev(40, "actuation", requester="r1", path="hot"),
+    ]
+    (breach,) = inv.actuation_path_truthful(started)
+    assert breach["happened"] == "warm"
+
+
+def test_a_requester_deleted_by_the_controller_needs_a_true_cause() -> None:
+    trace = [*served("r1", "p1", ["g0"], 0)]
+    false = ev(
+        50, "requester_deleting", requester="r1", reason="its instance stopped", by="controller"
+    )
+    assert names(inv.requester_deleted_with_cause([*trace, false])) == [
+        "requester_deleted_with_cause"
+    ]
+    true = [*trace, inst(49, "instance_stopped", "p1", ["g0"], 16), false]
+    assert inv.requester_deleted_with_cause(true) == []
+    unknown = ev(50, "requester_deleting", requester="r1", reason="felt like it", by="controller")
+    assert inv.requester_deleted_with_cause([*trace, unknown])[0]["why"] == "unknown cause"
+    by_owner = ev(50, "requester_deleting", requester="r1", reason="scaled down")
+    assert inv.requester_deleted_with_cause([*trace, by_owner]) == []
+
+
+def test_the_checker_knows_every_cause_the_controller_gives() -> None:
+    assert inv.KNOWN_CAUSES == REQUESTER_DELETIONS
 
 
 def test_a_requester_never_ready_after_faults_is_a_liveness_breach() -> None:
