@@ -47,6 +47,25 @@ ANN_ISC_ROUTING_METADATA: Final = _DP + "isc-routing-metadata"
 ANN_VLLM_INSTANCE_SIGNATURE: Final = _DP + "vllm-instance-signature"
 LABEL_LAUNCHER_STUCK: Final = _DP + "launcher-stuck"
 
+# --- The controller's memory, kept in the cluster ------------------------------------------------
+# Whatever the decisions need to remember lives on the Pods it concerns, so that a restarted
+# controller reads it back and decides exactly as before.
+ANN_ACTUATION_PATH: Final = _DP + "actuation-path"
+"""On a bound provider: the path decided when it was bound (hot, warm, cold_launcher, cold)."""
+ANN_BOUND_AT: Final = _DP + "bound-at"
+"""On a bound provider: when it was bound (RFC 3339 with fractional seconds)."""
+ANN_INSTANCES_LAST_USED: Final = _DP + "instances-last-used"
+"""On a provider: JSON ``{instance ID: RFC 3339 time}``, when each instance was last woken or
+put to sleep (the LRU order; upstream forgets it on every restart)."""
+ANN_SLEEP_REFUSED: Final = _DP + "sleep-refused"
+"""On a provider: JSON list of the instance IDs whose engine refused to sleep."""
+ANN_ACTUATED: Final = _DP + "actuated"
+"""On a requester: ``"<path> <RFC 3339 time>"`` once its first ready relay (the actuation) was
+recorded, so it is recorded once, across restarts."""
+ANN_WEIGHTS_SIZE: Final = _DP + "weights-size"
+"""On a requester of the direct path: the size of its model's weights (a quantity), as an
+InferenceServerConfig's ``weightsSize`` says it on the launcher path."""
+
 RESERVED_KEY_PREFIXES: Final = (_DP, "kubernetes.io/", "k8s.io/")
 """ISC routing labels and annotations may not use these prefixes."""
 

@@ -104,8 +104,12 @@ def _structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
             out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
         else:
             out[key] = _structural(value, defs)
-    if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
-        out["type"] = "object"
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("type", "object")
+        # A free-form map's `additionalProperties: true` beside preserve-unknown-fields makes
+        # the API server prune every nested field of, e.g., a Pod template: drop it.
+        if out.get("additionalProperties") is True:
+            del out["additionalProperties"]
     if "const" in out:
         out["enum"] = [out.pop("const")]
     return out

@@ -70,6 +70,24 @@ class ModelServerConfig(_Wire):
     annotations: dict[str, str] | None = Field(
         None, description="Routing annotations put on the bound launcher while it serves."
     )
+    weights_size: Quantity | None = Field(
+        None,
+        alias="weightsSize",
+        description="Total size of the model's weights (e.g. 16Gi): what a sleeping instance "
+        "keeps in host memory, split over its GPUs. Unset: the sleeping budget assumes the "
+        "most an engine may claim (gpu-memory-utilization of each of its GPUs).",
+    )
+
+    @model_validator(mode="after")
+    def _weights_size_is_a_size(self) -> "ModelServerConfig":
+        if self.weights_size is not None:
+            from fma.api.quantity import quantity_bytes
+
+            try:
+                quantity_bytes(self.weights_size)
+            except ValueError as error:
+                raise ValueError(f"weightsSize: {error}") from None
+        return self
 
 
 class InferenceServerConfigSpec(_Wire):

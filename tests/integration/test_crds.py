@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from fma.api.constants import GROUP, VERSION
+from fma.api.constants import GROUP, MS_GROUP, VERSION
 from fma.testcluster.cluster import kubectl
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
@@ -81,7 +81,7 @@ def test_crds_are_accepted_and_reject_malformed_objects(
     crds = _crds()
     kinds = {crd["spec"]["names"]["kind"] for crd in crds}
     assert {"InferenceServerConfig", "LauncherConfig", "LauncherPopulationPolicy"} <= kinds
-    assert {crd["spec"]["group"] for crd in crds} == {GROUP}
+    assert {crd["spec"]["group"] for crd in crds} == {GROUP, MS_GROUP}
     _install(testcluster, api, crds)
     custom = client.CustomObjectsApi(api)
     plural = _plural(crds, "InferenceServerConfig")
@@ -104,6 +104,46 @@ def test_crds_are_accepted_and_reject_malformed_objects(
     big_port["spec"]["modelServerConfig"]["port"] = 70000
     err = _rejected(custom, plural, namespace, big_port)
     assert "spec.modelServerConfig.port" in err.body
+
+
+def test_a_launcher_config_keeps_its_whole_pod_template(
+    testcluster: LocalCluster, api: Any, namespace: str
+) -> None:
+    """The Pod template is free-form in the schema: the API server must store it whole (a
+    structural-schema slip once made it prune every nested field), and an ISC's weightsSize
+    is an int-or-string quantity."""
+    crds = _crds()
+    _install(testcluster, api, crds)
+    custom = client.CustomObjectsApi(api)
+    container = {
+        "name": "inference-server",
+        "image": "ghcr.io/llm-d-fma/fma:dev",
+        "args": ["launcher", "serve", "--engine", "stub"],
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+    }
+    lc = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LauncherConfig",
+        "metadata": {"name": "whole"},
+        "spec": {"maxInstances": 2, "podTemplate": {"spec": {"containers": [container]}}},
+    }
+    plural = _plural(crds, "LauncherConfig")
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, lc)
+    stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, "whole")
+    assert stored["spec"]["podTemplate"]["spec"]["containers"] == [container]
+    isc = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceServerConfig",
+        "metadata": {"name": "sized"},
+        "spec": {
+            "modelServerConfig": {"port": 8005, "weightsSize": "16Gi"},
+            "launcherConfigName": "whole",
+        },
+    }
+    isc_plural = _plural(crds, "InferenceServerConfig")
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, isc_plural, isc)
+    got = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, isc_plural, "sized")
+    assert got["spec"]["modelServerConfig"]["weightsSize"] == "16Gi"
 
 
 WIDGET_CRD: dict[str, Any] = {
