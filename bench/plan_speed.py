@@ -24,11 +24,11 @@ from typing import Any
 
 from bench.common import record
 from fma.api.loading import load_scenario
+from fma.bench.digest import Digest, Task
 from fma.bench.metrics import parse_target
 from fma.plan.planner import plan
 from fma.plan.search import Strategy
 from fma.plan.vary import parse_vary
-from fma.runs import Digest, Task
 from fma.sweep import default_workers, run_tasks
 
 SCENARIO = Path("sim/scenarios/diurnal-day.yaml")

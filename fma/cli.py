@@ -20,7 +20,7 @@ from fma.testcluster.cli import app as testcluster_app
 
 if TYPE_CHECKING:
     from fma.api.scenario import Scenario
-    from fma.runs import Digest, Task
+    from fma.bench.digest import Digest, Task
 
 app = typer.Typer(
     help="Fast Model Actuation: dual pods, sleep/wake and launchers for vLLM on Kubernetes.",

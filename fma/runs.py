@@ -7,13 +7,13 @@ over fixed buckets), which is small enough to send back from another process or 
 """
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from fma.adapters.sim.runner import ProgressFn, RunResult, run_scenario
 from fma.api.scenario import Scenario
+from fma.bench.digest import Digest, Task
 from fma.bench.summary import PATHS, summarize
-from fma.bench.timeline import Series, gpu_states, waiting_requesters
+from fma.bench.timeline import gpu_states, waiting_requesters
 
 SERIES_BUCKETS = 96
 """Time averages per series in a digest: enough for a readable plot, small to ship."""
@@ -41,30 +41,6 @@ def summarize_run(result: RunResult, wall_s: float) -> dict[str, Any]:
         unserved=len(result.unserved),
         slo=scenario.slo.model_dump(),
     )
-
-
-@dataclass(frozen=True)
-class Task:
-    """One run of a sweep: a scenario (already varied) and a seed, with a label to group by."""
-
-    scenario: Scenario
-    seed: int
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Digest:
-    """What a sweep keeps of one run. Equal for equal tasks, except ``wall_s``."""
-
-    label: str
-    seed: int
-    summary: dict[str, Any]
-    """The run's summary without ``wall_s`` (so digests compare equal across executors)."""
-    latencies: dict[str, list[float]]
-    """Actuation latencies by path."""
-    series: dict[str, Series] = field(default_factory=dict)
-    """``gpus`` (GPU states) and ``waiting`` (unserved requesters), averaged over buckets."""
-    wall_s: float = 0.0
 
 
 def simulate(task: Task) -> Digest:

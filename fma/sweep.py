@@ -15,7 +15,8 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
-from fma.runs import Digest, Task, simulate
+from fma.bench.digest import Digest, Task
+from fma.runs import simulate
 
 Progress = Callable[[int, int], None]
 """Called with (tasks done, total) as results arrive."""

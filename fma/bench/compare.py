@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fma.api.scenario import Scenario
+from fma.bench.digest import Digest, Task
 from fma.bench.metrics import metric
 from fma.bench.summary import latency_stats
-from fma.runs import Digest, Task
 
 ACTUATIONS = ("fma", "direct-sleep", "cold")
 EVICTIONS = ("lru", "oldest", "cost")

@@ -5,9 +5,9 @@ from typing import Any
 
 from fma.api.scenario import Scenario
 from fma.bench import plots
+from fma.bench.digest import Digest
 from fma.bench.report import Section, Table, render
 from fma.bench.timeline import Series
-from fma.runs import Digest
 
 
 def _spread(variant: dict[str, Any], name: str) -> str:

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fma.api.scenario import Scenario
+from fma.bench.digest import Digest, Task
 from fma.bench.metrics import Target
 from fma.plan.search import Strategy, search
 from fma.plan.vary import Number, Vary, apply
-from fma.runs import Digest, Task
 
 Run = Callable[[list[Task]], list[Digest]]
 

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from fma.api.loading import load_scenario
+from fma.bench.digest import Digest, Task
 from fma.bench.metrics import parse_target
 from fma.plan.planner import plan
 from fma.plan.vary import parse_vary
-from fma.runs import Digest, Task
 from fma.sweep import run_tasks
 
 DEMO = Path(__file__).parents[3] / "sim" / "scenarios" / "demo.yaml"

@@ -6,7 +6,7 @@ import pytest
 
 from fma.api.scenario import Scenario
 from fma.bench.compare import compare_result, tasks, variants
-from fma.runs import Digest
+from fma.bench.digest import Digest
 from fma.sweep import SweepError, run_tasks
 
 
