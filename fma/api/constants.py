@@ -124,3 +124,15 @@ ANN_MS_DECOUPLE_SCALING: Final = "llm-d.ai/decouple-scaling"
 """`"true"` on a Deployment whose replicas an autoscaler owns after creation."""
 FMA_IMAGE: Final = "ghcr.io/llm-d-fma/fma"
 """The project's image (entrypoint `fma`): requester, launcher and operator."""
+
+# --- What the operator renders (fma/adapters/k8s/render) ---------------------------------------
+KIND_LAUNCHER_CONFIG: Final = "LauncherConfig"
+LAUNCHER_PORT_NAME: Final = "launcher"
+"""Name of the launcher container's port 8001, declared when its template does not."""
+VLLM_CONFIG_ISC_NAME: Final = "isc-name"
+VLLM_CONFIG_INFERENCE_PORT: Final = "inference-port"
+"""Keys of the annotations of a VllmConfig sent to a launcher (opaque to the launcher): the
+InferenceServerConfig it was made from and the port its instance serves on."""
+SERVER_PATCH_NODE_NAME: Final = "NodeName"
+SERVER_PATCH_LOCAL_VOLUME: Final = "LocalVolume"
+"""The fields a server patch template may read (``.NodeName``, ``.LocalVolume``)."""
