@@ -175,6 +175,8 @@ def pod_spec_problems(spec: Mapping[str, Any], path: str) -> list[str]:
         if not isinstance(listed, list):
             problems.append(f"{path}.{kind}: must be a list of containers")
             continue
+        if kind == "containers" and not listed:
+            problems.append(f"{path}.containers: required")
         for index, container in enumerate(listed):
             problems += _container_problems(container, f"{path}.{kind}", index, names)
     for index, volume in enumerate(_list_or_report(spec, "volumes", path, problems)):
