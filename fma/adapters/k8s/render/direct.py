@@ -97,7 +97,8 @@ def describe_pod(pod: Mapping[str, Any]) -> str:
 
 
 def nominal_provider(requester: dict[str, Any], *, node: str) -> dict[str, Any]:
-    """The nominal provider of ``requester`` on ``node`` (see the module docstring).
+    """The nominal provider of ``requester`` on ``node`` (see the module docstring; the
+    spec's ``priority``, which admission computes from the priority class, is dropped too).
 
     Checked strictly after patching: only Pod fields (unknown fields are errors), containers
     with unique names and images, a container named ``inference-server``, labels and
@@ -151,12 +152,11 @@ def _base_pod(requester: Mapping[str, Any]) -> Obj:
     base_metadata: Obj = {"labels": copy.deepcopy(dict(metadata.get("labels") or {}))}
     if metadata.get("namespace"):
         base_metadata["namespace"] = metadata["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": base_metadata,
-        "spec": deindividualized(requester.get("spec") or {}),
-    }
+    spec = deindividualized(requester.get("spec") or {})
+    # Admission computed it from the priority class; creating a Pod whose class the patch
+    # changed, with the old number, would be refused.
+    spec.pop("priority", None)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": base_metadata, "spec": spec}
 
 
 def _nominal_problems(nominal: Obj, requester_labels: Mapping[str, str]) -> list[str]:

@@ -118,6 +118,12 @@ ENV_VAR_FIELDS: Final = frozenset({"name", "value", "valueFrom"})
 PORT_FIELDS: Final = frozenset({"name", "containerPort", "hostPort", "hostIP", "protocol"})
 RESOURCES_FIELDS: Final = frozenset({"limits", "requests", "claims"})
 
+DRA_UNSUPPORTED: Final = (
+    "dynamic resource allocation is not supported: ask for GPUs as nvidia.com/gpu"
+)
+"""FMA shares a node's GPUs between a requester and its provider through the device plugin's
+``nvidia.com/gpu`` and ``NVIDIA_VISIBLE_DEVICES``; a claimed device cannot be shared so."""
+
 API_ACCESS_VOLUME_RE: Final = re.compile(r"kube-api-access-[a-z0-9]+")
 """The ServiceAccount token volume the API server adds to every Pod: individual to a Pod."""
 
@@ -162,9 +168,11 @@ def pod_problems(pod: Mapping[str, Any]) -> list[str]:
 
 def pod_spec_problems(spec: Mapping[str, Any], path: str) -> list[str]:
     """What is wrong with a PodSpec at ``path``: unknown fields, containers without a unique
-    name or an image, and mistyped fields FMA reads or writes."""
+    name or an image, mistyped fields FMA reads or writes, and resource claims (DRA)."""
     problems = [f"{path}.{key}: unknown field" for key in sorted(set(spec) - POD_SPEC_FIELDS)]
     problems += string_map_problems(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    if spec.get("resourceClaims"):
+        problems.append(f"{path}.resourceClaims: {DRA_UNSUPPORTED}")
     names: set[str] = set()
     for kind in ("initContainers", "containers"):
         listed = spec.get(kind)
@@ -267,6 +275,8 @@ def _resources_problems(resources: Any, path: str) -> list[str]:
         value = resources.get(section)
         if value is not None and not isinstance(value, Mapping):
             problems.append(f"{path}.{section}: must be a map")
+    if resources.get("claims"):
+        problems.append(f"{path}.claims: {DRA_UNSUPPORTED}")
     return problems
 
 

@@ -98,6 +98,7 @@ def requester(patch: str = SERVER_PATCH, **annotations: str) -> Obj:
             "nodeName": "node-a",
             "serviceAccountName": "default",
             "restartPolicy": "Always",
+            "priority": 0,
             "containers": [
                 {
                     "name": "inference-server",
@@ -179,8 +180,8 @@ WHO = "Pod team-a/my-req-abcde: annotation dual-pods.llm-d.ai/server-patch"
 
 def test_nominal_provider_renders_the_patch_and_applies_it() -> None:
     """.NodeName rendered, a label removed with null, env merged by name, command replaced;
-    the requester's annotations, server-set metadata, status, nodeName, ephemeral containers
-    and API-access volume are gone."""
+    the requester's annotations, server-set metadata, status, nodeName, priority, ephemeral
+    containers and API-access volume are gone."""
     original = requester()
     assert nominal_provider(original, node="node-a") == expected_nominal()
     assert original == requester()
@@ -509,3 +510,17 @@ def test_a_long_requester_name_is_cut_for_generate_name() -> None:
     pod = direct_provider_pod(base, node="n", gpu_uuids=UUIDS, gpu_indices=[0], binding=binding)
     assert pod["metadata"]["generateName"] == "r" * 52 + "-dual-"
     assert pod["metadata"]["labels"]["dual-pods.llm-d.ai/dual"] == "r" * 63
+
+
+def test_dynamic_resource_allocation_is_not_supported() -> None:
+    base = requester()
+    base["spec"]["resourceClaims"] = [{"name": "gpu", "resourceClaimName": "gpu-claim"}]
+    base["spec"]["containers"][0]["resources"]["claims"] = [{"name": "gpu"}]
+    with pytest.raises(RenderError) as raised:
+        nominal_provider(base, node="node-a")
+    assert str(raised.value) == (
+        f"{WHO}: the patched Pod is invalid: "
+        "spec.resourceClaims: dynamic resource allocation is not supported: ask for GPUs as "
+        "nvidia.com/gpu; spec.containers[inference-server].resources.claims: dynamic resource "
+        "allocation is not supported: ask for GPUs as nvidia.com/gpu"
+    )
