@@ -19,6 +19,7 @@ Two hashes identify a launcher's template (both in annotations):
 """
 
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fma.adapters.k8s.render.binding import Binding
@@ -125,9 +126,11 @@ def launcher_template_problems(lc: LauncherConfig) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def _metadata_problems(values: Any, kind: str, check: Any) -> list[str]:
+def _metadata_problems(
+    values: Mapping[str, str] | None, kind: str, check: Callable[[Any, str], list[str]]
+) -> list[str]:
     path = f"{METADATA_PATH}.{kind}"
-    problems: list[str] = check(values, path)
+    problems = check(values, path)
     for key in values or {}:
         if isinstance(key, str) and key.startswith(FMA_PREFIX):
             problems.append(f"{key_path(path, key)}: reserved prefix {FMA_PREFIX}")
