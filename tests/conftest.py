@@ -24,6 +24,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
+# explore: part of `make test` after ci; a short random search under a fresh session seed (printed
+# in the header and every failure), so each CI run also looks somewhere new.
+settings.register_profile(
+    "explore",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    print_blob=True,
+    database=None,
+)
 # nightly: `make soak`; the long random search, at least 10,000 examples per test, under one
 # printed session seed. No example database: the seed and the printed blob are the replay.
 settings.register_profile(
@@ -57,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     given = config.getoption("hypothesis_seed", default=None)
     seed = given or os.environ.get("FMA_HYPOTHESIS_SEED")
-    if seed is None and PROFILE == "nightly":
+    if seed is None and PROFILE in ("nightly", "explore"):
         seed = str(random.SystemRandom().randrange(2**32))
     if seed is not None:
         config.option.hypothesis_seed = str(seed)
@@ -68,3 +78,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     seed = os.environ.get("FMA_HYPOTHESIS_SEED")
     replay = f"; replay with --hypothesis-seed={seed}" if seed else ""
     return f"hypothesis profile: {PROFILE}{replay}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Print the session seed of a random profile even under ``-q`` (which hides the header)."""
+    seed = os.environ.get("FMA_HYPOTHESIS_SEED")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if seed and reporter is not None and session.config.option.verbose < 0:
+        reporter.write_line(f"hypothesis profile: {PROFILE}; replay with --hypothesis-seed={seed}")

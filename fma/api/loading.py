@@ -29,17 +29,30 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _where(loc: tuple[int | str, ...]) -> str:
+    return field_path(
+        tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    )
+
+
 def describe(error: ValidationError) -> str:
-    """The first validation error as ``field: message``, noting how many more there are."""
+    """The first validation error as ``field: message``, then the other fields at fault.
+
+    A check of the whole file already names its field in the message (``demand[0].model:
+    unknown model 'x'``), which is then printed as it is.
+    """
     errors = error.errors(include_url=False)
     first = errors[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    where = field_path(loc) or "(top level)"
+    where = _where(first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}"
+    text = f"{where}: {message}" if where else message
+    others = [_where(e["loc"]) or "(the file)" for e in errors[1:]]
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        text += f" (also wrong: {shown})"
+    return text
 
 
 def read_yaml(path: Path) -> Any:

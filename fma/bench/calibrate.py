@@ -7,8 +7,9 @@ odd slow one) and a least-squares line for copies, whose time grows with the byt
 
 - ``pod_start_s``: ``requester_scheduled`` to ``requester_started``, median less
   ``scheduler_s``;
-- ``controller_reaction_s``: ``requester_started`` to the controller's first act on it
-  (``accelerators``: it asked the requester's SPI for its GPUs), median less ``watch_delay_s``;
+- ``controller_reaction_s``: ``requester_started`` to the controller learning its GPUs
+  (``accelerators``: the answer of the requester's SPI), median less ``watch_delay_s`` and
+  ``api_write_s`` (the query's round trip);
 - ``launcher_start_s``: a launcher's ``provider_created`` to ``launcher_ready``, median;
 - ``wake_overhead_s`` and ``h2d_gbps``: ``instance_waking`` to ``instance_awake``, a line over
   the bytes per GPU;
@@ -225,7 +226,9 @@ def calibrate(
         (
             "controller_reaction_s",
             _median_fit(
-                delays["bind"], base.watch_delay_s, "started to its GPU query, less watch_delay_s"
+                delays["bind"],
+                base.watch_delay_s + base.api_write_s,
+                "started to its GPUs learnt, less watch_delay_s and api_write_s",
             ),
         ),
         ("launcher_start_s", _median_fit(delays["launcher"], 0.0, "launcher Pod created to ready")),

@@ -183,14 +183,6 @@ class RelayReadiness:
 
 
 @dataclass(frozen=True, slots=True)
-class QueryAccelerators:
-    """Ask the requester's SPI which GPUs the kubelet gave it, and record them on the requester
-    (the ``accelerators`` annotation). Done when recorded; the next snapshot shows them."""
-
-    requester_uid: str
-
-
-@dataclass(frozen=True, slots=True)
 class UpdateRequesterMeta:
     """Make FMA's own metadata on the requester equal this, in one Pod update: its finalizer
     (present or not), and the FYI labels naming the provider (``dual``) and the launcher instance
@@ -274,13 +266,30 @@ Action = (
     | DeleteProvider
     | DeleteRequester
     | RelayReadiness
-    | QueryAccelerators
     | UpdateRequesterMeta
     | LabelProvider
     | SetRequesterStatus
     | SetConfigStatus
     | EmitEvent
 )
+
+
+API_WRITES = (
+    CreateDirectProvider,
+    CreateLauncher,
+    Bind,
+    SetActuationPath,
+    Unbind,
+    DeleteProvider,
+    DeleteRequester,
+    UpdateRequesterMeta,
+    LabelProvider,
+    SetRequesterStatus,
+    SetConfigStatus,
+)
+"""Actions that are Kubernetes API writes to objects the controller watches (Pods and its
+configuration objects), so their effect comes back as a watch event. The rest are HTTP calls
+to launchers, engines and requesters, and Events (written, but not watched)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +306,7 @@ class Plan:
             return other
         delays = [d for d in (self.requeue_after_s, other.requeue_after_s) if d is not None]
         return Plan(self.actions + other.actions, min(delays) if delays else None)
+
+
+NOTHING = Plan()
+"""The empty plan, shared (plans are frozen): what a node in a steady state gets."""

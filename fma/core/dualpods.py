@@ -18,7 +18,7 @@ Per requester the decision is a small state machine over what the snapshot shows
   relay is the actuation);
 - bound, instance stopped                -> delete the requester;
 - unbound, being deleted                 -> release the finalizer once its GPUs are free;
-- unbound, GPUs not yet known            -> ask its SPI;
+- unbound, GPUs not yet known            -> wait for the adapter to learn them;
 - unbound                                -> place it: direct (:func:`_place_direct`) or through a
   launcher (:func:`fma.core.launchers.place`), adding the finalizer first.
 
@@ -34,6 +34,7 @@ from collections import Counter
 from fma.api.constants import LABEL_DUAL, LABEL_INSTANCE, LABEL_SLEEPING
 from fma.core import housekeeping, launchers, population
 from fma.core.actions import (
+    NOTHING,
     Action,
     Bind,
     CreateDirectProvider,
@@ -45,7 +46,6 @@ from fma.core.actions import (
     EmitEvent,
     LabelProvider,
     Plan,
-    QueryAccelerators,
     RelayReadiness,
     SetActuationPath,
     SetRequesterStatus,
@@ -80,51 +80,79 @@ from fma.core.room import holders_of, room_for
 from fma.core.target import Target, target_of
 
 
+class LookUp:
+    """Marks an argument the callee looks up itself."""
+
+
 def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
     """Everything the controller should do on one node now.
 
     Pure; no I/O; deterministic for equal inputs. Requesters are handled oldest first, and a
     provider claimed by one requester is not offered to the next within the same plan.
     """
-    plan = Plan()
+    plan = NOTHING
     sleeping = False
     claimed: set[str] = set()
     live = {r.uid: r for r in snapshot.requesters}
-    for provider in snapshot.providers:
-        uid = provider.bound_requester_uid
-        if uid is None:
-            continue
-        if uid not in live:
-            step = _unbind(provider, None, snapshot, now_s=now_s, policy=policy)
-        elif snapshot.provider_bound_to(uid) is not provider:
-            step = _release_duplicate(provider, snapshot, now_s=now_s, policy=policy)
+    serving: dict[str, Provider] = {}
+    for uid, bound in _bindings(snapshot).items():
+        if uid in live:
+            serving[uid] = bound[0]
+            extra = bound[1:]
         else:
-            continue
-        plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
-        claimed.add(provider.name)
+            extra = bound
+        for provider in extra:
+            if uid in live:
+                step = _release_duplicate(provider, snapshot, now_s=now_s, policy=policy)
+            else:
+                step = _unbind(provider, None, snapshot, now_s=now_s, policy=policy)
+            plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
+            claimed.add(provider.name)
     for requester in sorted(snapshot.requesters, key=lambda r: (r.started_s or 0.0, r.uid)):
-        step = plan_requester(requester, snapshot, now_s=now_s, policy=policy, claimed=claimed)
-        claimed.update(_providers_touched(step.actions))
-        plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
+        step = plan_requester(
+            requester,
+            snapshot,
+            now_s=now_s,
+            policy=policy,
+            claimed=claimed,
+            provider=serving.get(requester.uid),
+        )
+        if step.actions:
+            claimed.update(_providers_touched(step.actions))
+            plan, sleeping = _one_sleep_at_a_time(plan, step, sleeping)
+        elif step.requeue_after_s is not None:
+            plan += step
     tidy = housekeeping.plan_housekeeping(snapshot, claimed=claimed, now_s=now_s, policy=policy)
-    claimed.update(_providers_touched(tidy.actions))
-    plan, sleeping = _one_sleep_at_a_time(plan, tidy, sleeping)
-    placed = {
-        a.requester_uid
-        for a in plan.actions
-        if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None
-    }
-    created = Counter(
-        a.launcher_config
-        for a in plan.actions
-        if isinstance(a, CreateLauncher) and a.requester_uid is not None
-    )
+    if tidy.actions:
+        claimed.update(_providers_touched(tidy.actions))
+        plan, sleeping = _one_sleep_at_a_time(plan, tidy, sleeping)
+    placed: set[str] = set()
+    created: Counter[str] = Counter()
+    for a in plan.actions:
+        if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None:
+            placed.add(a.requester_uid)
+            if isinstance(a, CreateLauncher):
+                created[a.launcher_config] += 1
     plan += population.plan_population(
         snapshot, claimed=claimed, placed=placed, created=created, now_s=now_s, policy=policy
     )
     if not plan.actions:
         return plan
     return Plan(narrate(plan.actions), plan.requeue_after_s)
+
+
+def _bindings(snapshot: NodeSnapshot) -> dict[str, list[Provider]]:
+    """Requester UID -> the providers bound to it, the one that serves it first
+    (:meth:`~fma.core.model.NodeSnapshot.providers_bound_to`), in one pass."""
+    bound: dict[str, list[Provider]] = {}
+    for provider in snapshot.providers:
+        uid = provider.bound_requester_uid
+        if uid is not None:
+            bound.setdefault(uid, []).append(provider)
+    for uid, providers in bound.items():
+        if len(providers) > 1:
+            bound[uid] = snapshot.providers_bound_to(uid)
+    return bound
 
 
 def _one_sleep_at_a_time(plan: Plan, step: Plan, sleeping: bool) -> tuple[Plan, bool]:
@@ -135,6 +163,8 @@ def _one_sleep_at_a_time(plan: Plan, step: Plan, sleeping: bool) -> tuple[Plan, 
     would not see each other and could overrun the budget together. The later one waits for
     the next pass, which sees the first on its way to sleep.
     """
+    if not step.actions:
+        return plan + step, sleeping
     sleeps = any(isinstance(a, SleepInstance) for a in step.actions)
     if sleeps and sleeping:
         return plan + Plan(requeue_after_s=0.0), True
@@ -148,18 +178,24 @@ def plan_requester(
     now_s: float,
     policy: Policy,
     claimed: frozenset[str] | set[str] = frozenset(),
+    provider: Provider | type[LookUp] | None = LookUp,
 ) -> Plan:
-    """The plan for one requester on ``snapshot``'s node (see the module docstring)."""
-    provider = snapshot.provider_bound_to(requester.uid)
-    if provider is not None:
+    """The plan for one requester on ``snapshot``'s node (see the module docstring).
+
+    ``provider`` is the provider serving it, when the caller has looked it up already.
+    """
+    if provider is LookUp:
+        provider = snapshot.provider_bound_to(requester.uid)
+    if isinstance(provider, Provider):
         return _bound(requester, provider, snapshot, now_s=now_s, policy=policy)
     if requester.deleting:
         return _release_finalizer(requester, snapshot)
     if requester.node is None or snapshot.node is None:
-        return Plan()  # not scheduled yet, or the node is going away (Pod GC deletes it)
+        return NOTHING  # not scheduled yet, or the node is going away (Pod GC deletes it)
     if requester.gpu_uuids is None:
-        started = requester.started_s is not None
-        return Plan((QueryAccelerators(requester.uid),)) if started else Plan()
+        # Its GPUs are not known yet: the adapter learns them from its SPI once it runs (a
+        # fact, like an instance's state), and the change re-queues the node.
+        return NOTHING
     if not snapshot.node.schedulable:
         return Plan((DeleteRequester(requester.uid, NODE_CORDONED),))
     problems = _gpu_problems(requester, snapshot)
@@ -182,34 +218,47 @@ def plan_requester(
         placing = _place_direct(
             requester, target, snapshot, now_s=now_s, policy=policy, claimed=claimed
         )
-    return _status(requester, ()) + _hold_first(requester, placing)
+    return _status(requester, ()) + _hold_first(requester, placing, snapshot)
 
 
 def _status(requester: Requester, errors: tuple[str, ...]) -> Plan:
     """Write the requester's status when it differs from what the Pod shows."""
     if requester.errors == errors:
-        return Plan()
+        return NOTHING
     return Plan((SetRequesterStatus(requester.uid, errors),))
 
 
-def _hold_first(requester: Requester, placing: Plan) -> Plan:
+def _hold_first(requester: Requester, placing: Plan, snapshot: NodeSnapshot) -> Plan:
     """Put the finalizer on the requester before it is first bound, so that a deletion right
-    after the bind still waits for its instance to be asleep or gone."""
-    binds = any(
-        isinstance(a, Bind | CreateLauncher | CreateDirectProvider) for a in placing.actions
+    after the bind still waits for its instance to be asleep or gone. A bind to an existing
+    provider names it, so the requester's labels go in the same write; a Pod being created has
+    no name yet, so they follow once it is seen."""
+    bind = next(
+        (a for a in placing.actions if isinstance(a, Bind | CreateLauncher | CreateDirectProvider)),
+        None,
     )
-    if requester.finalizer or not binds:
+    if bind is None:
         return placing
-    return Plan((UpdateRequesterMeta(requester.uid, finalizer=True),)) + placing
+    if isinstance(bind, Bind):
+        provider = next((p for p in snapshot.providers if p.name == bind.provider), None)
+        launcher = provider is not None and provider.kind is ProviderKind.LAUNCHER
+        meta = UpdateRequesterMeta(
+            requester.uid, True, bind.provider, bind.instance_id if launcher else None
+        )
+    elif requester.finalizer:
+        return placing
+    else:
+        meta = UpdateRequesterMeta(requester.uid, finalizer=True)
+    return Plan((meta,)) + placing
 
 
 def _release_finalizer(requester: Requester, snapshot: NodeSnapshot) -> Plan:
     """A requester being deleted, bound to nothing (or unbound in this plan): let it go once
     nothing holds its GPUs — nothing loading, serving, moving weights or stopping there."""
     if not requester.finalizer:
-        return Plan()
+        return NOTHING
     if requester.gpu_uuids and holders_of(requester.gpu_uuids, snapshot):
-        return Plan()  # an instance is still stopping or moving weights there: observed later
+        return NOTHING  # an instance is still stopping or moving weights there: observed later
     return Plan((UpdateRequesterMeta(requester.uid, finalizer=False),))
 
 
@@ -239,6 +288,12 @@ def _bound(
     if instance is None:
         return meta + _missing_instance(requester, provider, snapshot, now_s=now_s, policy=policy)
     match instance.state:
+        case InstanceState.AWAKE:  # first: the steady state, reconciled most often
+            labels = _label(provider, snapshot, awake=True, instance=instance)
+            if requester.ready:
+                return meta + labels
+            first = None if requester.actuated else (provider.path or ActuationPath.COLD)
+            return meta + labels + Plan((RelayReadiness(requester.uid, True, actuation=first),))
         case InstanceState.SLEEPING:
             room = room_for(
                 instance, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy
@@ -254,12 +309,6 @@ def _bound(
         case InstanceState.STARTING:
             since_s = max(provider.bound_s or provider.created_s, instance.created_s)
             return meta + _wait_for_ready(provider, since_s, now_s=now_s, policy=policy)
-        case InstanceState.AWAKE:
-            labels = _label(provider, snapshot, awake=True)
-            if requester.ready:
-                return meta + labels
-            first = None if requester.actuated else (provider.path or ActuationPath.COLD)
-            return meta + labels + Plan((RelayReadiness(requester.uid, True, actuation=first),))
 
 
 def _mark(requester: Requester, provider: Provider) -> Plan:
@@ -271,30 +320,29 @@ def _mark(requester: Requester, provider: Provider) -> Plan:
         and requester.labels.get(LABEL_DUAL) == provider.name
         and requester.labels.get(LABEL_INSTANCE) == instance_id
     ):
-        return Plan()
+        return NOTHING
     return Plan((UpdateRequesterMeta(requester.uid, True, provider.name, instance_id),))
 
 
 def _withdraw(requester: Requester | None) -> Plan:
     """Take back readiness a requester shows while its engine cannot serve."""
     if requester is None or not requester.ready:
-        return Plan()
+        return NOTHING
     return Plan((RelayReadiness(requester.uid, False),))
 
 
-def _label(provider: Provider, snapshot: NodeSnapshot, *, awake: bool) -> Plan:
+def _label(provider: Provider, snapshot: NodeSnapshot, *, awake: bool, instance: Instance) -> Plan:
     """The ``sleeping`` label and routing metadata a bound provider should carry: routing only
     while its instance is awake. A serving instance keeps the routing it was given."""
-    routing = (provider.routing or _routing_of(provider, snapshot)) if awake else None
+    routing = (provider.routing or _routing_of(instance, snapshot)) if awake else None
     sleeping = "false" if awake else "true"
     if provider.labels.get(LABEL_SLEEPING) == sleeping and provider.routing == routing:
-        return Plan()
+        return NOTHING
     return Plan((LabelProvider(provider.name, sleeping=not awake, routing=routing),))
 
 
-def _routing_of(provider: Provider, snapshot: NodeSnapshot) -> Routing | None:
-    instance = provider.instance(provider.bound_instance_id)
-    isc = snapshot.iscs.get(instance.isc_name or "") if instance is not None else None
+def _routing_of(instance: Instance, snapshot: NodeSnapshot) -> Routing | None:
+    isc = snapshot.iscs.get(instance.isc_name) if instance.isc_name is not None else None
     return isc.routing if isc is not None and isc.routing else None
 
 

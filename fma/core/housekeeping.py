@@ -14,7 +14,7 @@ Awake obsolete instances that serve a requester are kept until that requester go
 
 from collections.abc import Collection
 
-from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
+from fma.core.actions import NOTHING, Action, DeleteInstance, DeleteProvider, Plan
 from fma.core.model import InstanceState, NodeSnapshot, ProviderKind
 from fma.core.policy import Policy
 from fma.core.reasons import OBSOLETE, STOPPED
@@ -30,18 +30,22 @@ def plan_housekeeping(
     for provider in snapshot.providers:
         if provider.deleting or provider.name in claimed:
             continue
+        serving = provider.bound_instance_id if provider.bound else None
         for inst in provider.instances:
-            if provider.bound and inst.instance_id == provider.bound_instance_id:
+            state = inst.state
+            if state is InstanceState.SLEEPING:
+                if inst.isc_name is not None and obsolete(inst, snapshot):
+                    actions.append(DeleteInstance(provider.name, inst.instance_id, OBSOLETE))
+                continue  # the common case: a sleeper, kept
+            if inst.instance_id == serving:
                 continue
             if inst.state is InstanceState.STOPPED and provider.kind is ProviderKind.LAUNCHER:
                 actions.append(DeleteInstance(provider.name, inst.instance_id, STOPPED))
             elif inst.state is InstanceState.STOPPED and not provider.bound:
                 # A direct provider's only engine exited while it slept: nothing to wake.
                 actions.append(DeleteProvider(provider.name, "its instance stopped"))
-            elif inst.state is InstanceState.SLEEPING and obsolete(inst, snapshot):
-                actions.append(DeleteInstance(provider.name, inst.instance_id, OBSOLETE))
             elif inst.state is InstanceState.AWAKE and (
                 not provider.bound or provider.kind is ProviderKind.LAUNCHER
             ):
                 actions += retire(provider, inst, snapshot, now_s=now_s, policy=policy).actions
-    return Plan(tuple(actions))
+    return Plan(tuple(actions)) if actions else NOTHING

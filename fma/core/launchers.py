@@ -108,11 +108,10 @@ def place(
     with_slot = [
         p for p in quiet if not _conflicts(p, target) and live_instances(p) < lc.max_instances
     ]
-    room = _room_for_a_launcher(snapshot, policy)
     hiding: Provider | None = None
     if with_slot:
         best = min(with_slot, key=lambda p: _warm_preference(p, requester))
-        if _strangers(best, requester) == 0 or not room:
+        if _strangers(best, requester) == 0 or not _room_for_a_launcher(snapshot, policy):
             return _bind(best, requester, target, ActuationPath.WARM)
         # Binding it would hide its sleepers on other GPUs from the requesters that will land
         # there (a bound launcher's sleepers are out of reach): rather a launcher of our own.
@@ -135,6 +134,7 @@ def place(
     if starting or len(quiet) < len(ready):
         # A launcher is starting, or retiring an instance: it will serve sooner.
         return Plan(requeue_after_s=policy.retry_delay_s)
+    room = _room_for_a_launcher(snapshot, policy)
     if hiding is not None and not room:
         return _bind(hiding, requester, target, ActuationPath.WARM)
     if room:
@@ -209,6 +209,11 @@ def _bind(launcher: Provider, requester: Requester, target: Target, path: Actuat
 def live_instances(launcher: Provider) -> int:
     """Instances that take a slot of ``maxInstances``: everything not stopped."""
     return sum(1 for i in launcher.instances if i.state is not InstanceState.STOPPED)
+
+
+def has_live_instances(launcher: Provider) -> bool:
+    """Whether any instance takes a slot (:func:`live_instances` > 0, found sooner)."""
+    return any(i.state is not InstanceState.STOPPED for i in launcher.instances)
 
 
 def _conflicts(launcher: Provider, target: Target) -> bool:

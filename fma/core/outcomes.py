@@ -65,7 +65,10 @@ class FollowUp:
 
 def first_failure(outcomes: Sequence[Outcome]) -> Outcome | None:
     """The outcome that stopped the plan (Events never do), or None."""
-    return next((o for o in outcomes if not o.ok and not isinstance(o.action, EmitEvent)), None)
+    ok = OutcomeKind.OK
+    return next(
+        (o for o in outcomes if o.kind is not ok and not isinstance(o.action, EmitEvent)), None
+    )
 
 
 def follow_up(plan: Plan, outcomes: Sequence[Outcome]) -> FollowUp:

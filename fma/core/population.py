@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from fma.core import launchers
-from fma.core.actions import Action, CreateLauncher, DeleteProvider, Plan
+from fma.core.actions import NOTHING, Action, CreateLauncher, DeleteProvider, Plan
 from fma.core.model import InstanceState, Node, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Policy
 from fma.core.reasons import STALE_TEMPLATE, STUCK, SURPLUS
@@ -42,14 +42,16 @@ def plan_population(
     and are not waiting.
     """
     if snapshot.node is None:
-        return Plan()
+        return NOTHING
     actions: list[Action] = []
+    requeue_s: float | None = None
     names = set(snapshot.launcher_policy) | {
         p.launcher_config for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER
     }
+    waiting_for = _waiting(snapshot, placed)
     for lc_name in sorted(n for n in names if n is not None):
-        waiting = _waiting(snapshot, lc_name, placed)
-        actions += _plan_one(
+        waiting = waiting_for.get(lc_name, 0)
+        more, due_s = _plan_one(
             snapshot,
             lc_name,
             claimed=claimed,
@@ -58,7 +60,12 @@ def plan_population(
             now_s=now_s,
             policy=policy,
         )
-    return Plan(tuple(actions))
+        actions += more
+        if due_s is not None:
+            requeue_s = due_s if requeue_s is None else min(requeue_s, due_s)
+    if not actions and requeue_s is None:
+        return NOTHING
+    return Plan(tuple(actions), requeue_s)
 
 
 def _plan_one(
@@ -70,10 +77,12 @@ def _plan_one(
     created: int,
     now_s: float,
     policy: Policy,
-) -> list[Action]:
+) -> tuple[list[Action], float | None]:
+    """The actions for one LauncherConfig, and when to look again: when a launcher that is not
+    Ready yet would turn stuck (nothing else would wake the node then)."""
     lc = snapshot.launcher_configs.get(lc_name)
     if lc is None or not lc.valid:
-        return []  # hands off: a missing or broken config must not cost anyone their launchers
+        return [], None  # hands off: a missing or broken config must not cost anyone theirs
     assert snapshot.node is not None
     # One pass, partitioning this config's live launchers: bound (or claimed in this plan),
     # from a stale template, stuck before Ready, or current.
@@ -99,7 +108,7 @@ def _plan_one(
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
-            removable = [p for p in current if launchers.live_instances(p) == 0]
+            removable = [p for p in current if not launchers.has_live_instances(p)]
         removable = sorted(removable, key=lambda p: (_sleepers(p), _last_use_s(p), p.name))
         actions += [DeleteProvider(p.name, SURPLUS) for p in removable[: have - desired]]
     elif have < desired and snapshot.node.schedulable and snapshot.node.ready:
@@ -107,24 +116,27 @@ def _plan_one(
             CreateLauncher(snapshot.node_name, lc.name, lc.template_hash)
             for _ in range(desired - have)
         ]
-    return actions
+    waits = [policy.ready_timeout_s - p.not_ready_for_s(now_s) for p in current if not p.ready]
+    return actions, min(waits) if waits else None
 
 
-def _waiting(snapshot: NodeSnapshot, lc_name: str, placed: Collection[str]) -> int:
-    """Requesters on this node that will need a launcher of this config and have none yet
-    (not those with a problem on their status: they cannot be placed until it is fixed)."""
-    bound = {p.bound_requester_uid for p in snapshot.providers if p.bound}
-    return sum(
-        1
-        for r in snapshot.requesters
-        if r.isc_name is not None
-        and not r.deleting
-        and not r.errors
-        and r.uid not in bound
-        and r.uid not in placed
-        and (isc := snapshot.iscs.get(r.isc_name)) is not None
-        and isc.launcher_config == lc_name
-    )
+def _waiting(snapshot: NodeSnapshot, placed: Collection[str]) -> dict[str, int]:
+    """LauncherConfig name -> requesters on this node that will need a launcher of it and have
+    none yet (not those with a problem on their status: they cannot be placed until it is
+    fixed)."""
+    counts: dict[str, int] = {}
+    bound: set[str | None] | None = None
+    for r in snapshot.requesters:
+        if r.isc_name is None or r.deleting or r.errors or r.uid in placed:
+            continue
+        isc = snapshot.iscs.get(r.isc_name)
+        if isc is None:
+            continue
+        if bound is None:
+            bound = {p.bound_requester_uid for p in snapshot.providers if p.bound}
+        if r.uid not in bound:
+            counts[isc.launcher_config] = counts.get(isc.launcher_config, 0) + 1
+    return counts
 
 
 def _sleepers(launcher: Provider) -> int:

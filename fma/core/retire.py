@@ -30,8 +30,8 @@ from fma.core.reasons import (
     OBSOLETE,
     SLEEP_REFUSED,
 )
-from fma.core.room import asleep, awake_instances, evict
-from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
+from fma.core.room import asleep, evict
+from fma.core.sleepers import Sleeper, choose_victims, ledger
 from fma.core.target import obsolete
 
 
@@ -83,19 +83,19 @@ def retire(
     if not instance.sleepable:
         return Retirement(_delete(provider, instance, SLEEP_REFUSED))
 
-    def is_it(provider_name: str, other: Instance) -> bool:
-        return provider_name == provider.name and other.instance_id == instance.instance_id
-
-    others = [s for s in sleepers_on(snapshot.providers) if not is_it(s.provider, s.instance)]
+    book = ledger(snapshot, policy)
+    tally = book.fresh()
+    tally.remove_sleeper(instance)  # an unbound awake instance counts as on its way to sleep
+    tally.remove_awake(instance)
     newcomer = Sleeper(provider.name, asleep(instance, now_s))
-    awake = [i for p in snapshot.providers for i in awake_instances((p,)) if not is_it(p.name, i)]
-    victims = victims_to_fit(
-        node=snapshot.node,
-        sleepers=[*others, newcomer],
-        awake=awake,
-        policy=policy,
-        now_s=now_s,
-    )
+    tally.add_sleeper(newcomer.instance)
+    candidates = [
+        s
+        for s in book.sleepers
+        if s.evictable
+        and not (s.provider == provider.name and s.instance.instance_id == instance.instance_id)
+    ]
+    victims = choose_victims(tally, [*candidates, newcomer], snapshot.node, policy, now_s)
     if victims is None or newcomer in victims:
         return Retirement(_delete(provider, instance, NO_ROOM_TO_SLEEP))
     # Evict first: the host memory the sleep needs must be free before its weights arrive.

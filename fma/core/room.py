@@ -13,7 +13,7 @@ from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
 from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
 from fma.core.policy import Policy
 from fma.core.reasons import EVICTED
-from fma.core.sleepers import Sleeper, sleepers_on, victims_to_fit
+from fma.core.sleepers import Sleeper, choose_victims, ledger
 
 
 def holders_of(
@@ -36,7 +36,16 @@ def holders_of(
 def gpus_taken(newcomer: Instance, snapshot: NodeSnapshot, *, owner: str) -> bool:
     """Whether another instance holds the newcomer's GPUs — on any provider, its own launcher
     included (only the newcomer itself, on ``owner``, does not count)."""
-    return bool(holders_of(newcomer.gpu_uuids, snapshot, except_=(owner, newcomer.instance_id)))
+    wanted = newcomer.gpu_uuids
+    for p in snapshot.providers:
+        for i in p.instances:
+            if (
+                i.state.on_gpus
+                and not set(wanted).isdisjoint(i.gpu_uuids)
+                and not (p.name == owner and i.instance_id == newcomer.instance_id)
+            ):
+                return True
+    return False
 
 
 def awake_instances(providers: Sequence[Provider]) -> list[Instance]:
@@ -79,22 +88,16 @@ def room_for(
         # launcher. Its end is an observed change, which re-queues the node; the requeue is a
         # safety net.
         return Plan(requeue_after_s=policy.retry_delay_s)
-    sleepers = [
-        s
-        for s in sleepers_on(snapshot.providers)
-        if not (s.provider == owner and s.instance.instance_id == newcomer.instance_id)
-    ]
-    pinned = [
-        Sleeper(s.provider, s.instance, evictable=False) for s in sleepers if s.provider in claimed
-    ]
-    free = [s for s in sleepers if s.provider not in claimed]
-    victims = victims_to_fit(
-        node=snapshot.node,
-        sleepers=[*pinned, *free],
-        awake=[*awake_instances(snapshot.providers), newcomer],
-        policy=policy,
-        now_s=now_s,
-    )
+    book = ledger(snapshot, policy)
+    tally = book.fresh()
+    candidates = []
+    for s in book.sleepers:
+        if s.provider == owner and s.instance.instance_id == newcomer.instance_id:
+            tally.remove_sleeper(s.instance)  # its own sleeping copy is what wakes
+        elif s.evictable and s.provider not in claimed:
+            candidates.append(s)
+    tally.add_awake(newcomer)
+    victims = choose_victims(tally, candidates, snapshot.node, policy, now_s)
     if victims is None:
         return Plan(requeue_after_s=policy.retry_delay_s)
     if victims:

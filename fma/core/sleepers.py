@@ -20,7 +20,7 @@ Which sleeper goes first is an :class:`EvictionPolicy`, chosen by name.
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from fma.core.model import GIB_BYTES, Instance, InstanceState, Node, Provider
+from fma.core.model import GIB_BYTES, Instance, InstanceState, Node, NodeSnapshot, Provider
 from fma.core.policy import Policy
 
 _HOST_HOLDERS = frozenset(
@@ -126,41 +126,134 @@ def gpu_claim_bytes(instance: Instance, gpu_memory_bytes: int) -> int:
     return max(claim, instance.bytes_per_gpu)
 
 
-def _over_budget(
-    node: Node, sleepers: Sequence[Sleeper], awake: Sequence[Instance], policy: Policy
-) -> bool:
-    """Whether any limit of the budget is exceeded. One pass over the instances (this runs
-    for every candidate victim of every placement, so it is the budget's hot loop)."""
-    host_limit = node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction)
-    total = 0
-    held: dict[str, int] = {}
-    for sleeper in sleepers:
-        inst = sleeper.instance
-        total += inst.spec.weights_bytes
-        share = inst.bytes_per_gpu
+class Tally:
+    """Running totals of a node's budget, by instance: the sleepers' host bytes (in all and per
+    GPU), their residue per GPU, and the awake instances' claims per GPU.
+
+    Adding or removing an instance costs its GPUs and :meth:`over` the node's GPUs, so choosing
+    victims does not grow with the number of sleepers. An awake instance on its way to sleep
+    counts as both (it holds host memory, and its claim in full — not a residue too); instances
+    are told apart by object, not ID, since two launchers may hold one instance ID.
+    """
+
+    __slots__ = (
+        "_awake",
+        "_claims",
+        "_held",
+        "_host",
+        "_host_limit",
+        "_memory",
+        "_per_gpu_max",
+        "_residue",
+        "_residues",
+        "_sleeping",
+    )
+
+    def __init__(self, node: Node, policy: Policy) -> None:
+        self._host_limit = node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction)
+        self._per_gpu_max = policy.sleeping_bytes_per_gpu_max
+        self._residue = policy.sleeper_gpu_residue_bytes
+        self._memory = {g.uuid: g.memory_bytes for g in node.gpus}
+        self._host = 0
+        self._held: dict[str, int] = {}
+        self._residues: dict[str, int] = {}
+        self._claims: dict[str, int] = {}
+        self._sleeping: dict[int, Instance] = {}
+        self._awake: dict[int, Instance] = {}
+
+    @classmethod
+    def of(
+        cls, node: Node, sleepers: Sequence[Sleeper], awake: Sequence[Instance], policy: Policy
+    ) -> "Tally":
+        tally = cls(node, policy)
+        for inst in awake:
+            tally.add_awake(inst)
+        # :meth:`add_sleeper` for each, inlined: a node's sleepers are counted on every
+        # placement, wake and sleep.
+        sleeping, held, residues, awake_ids = (
+            tally._sleeping,
+            tally._held,
+            tally._residues,
+            tally._awake,
+        )
+        for sleeper in sleepers:
+            inst = sleeper.instance
+            key = id(inst)
+            if key in sleeping:
+                continue
+            sleeping[key] = inst
+            weights = inst.spec.weights_bytes
+            tally._host += weights
+            share = weights // max(1, len(inst.gpu_uuids))
+            residue = key not in awake_ids
+            for uuid in inst.gpu_uuids:
+                held[uuid] = held.get(uuid, 0) + share
+                if residue:
+                    residues[uuid] = residues.get(uuid, 0) + 1
+        return tally
+
+    def copy(self) -> "Tally":
+        other = Tally.__new__(Tally)
+        for name in ("_host_limit", "_per_gpu_max", "_residue", "_memory", "_host"):
+            setattr(other, name, getattr(self, name))
+        for name in ("_held", "_residues", "_claims", "_sleeping", "_awake"):
+            setattr(other, name, dict(getattr(self, name)))
+        return other
+
+    def _count(self, counts: dict[str, int], inst: Instance, by: int) -> None:
         for uuid in inst.gpu_uuids:
-            held[uuid] = held.get(uuid, 0) + share
-    if total > host_limit:
-        return True
-    per_gpu_max = policy.sleeping_bytes_per_gpu_max
-    if per_gpu_max is not None and any(b > per_gpu_max for b in held.values()):
-        return True
-    used: dict[str, int] = {}
-    memory = {g.uuid: g.memory_bytes for g in node.gpus}
-    for inst in awake:
+            counts[uuid] = counts.get(uuid, 0) + by
+
+    def add_sleeper(self, inst: Instance) -> None:
+        if id(inst) in self._sleeping:
+            return
+        self._sleeping[id(inst)] = inst
+        self._host += inst.spec.weights_bytes
+        self._count(self._held, inst, inst.bytes_per_gpu)
+        if id(inst) not in self._awake:
+            self._count(self._residues, inst, 1)
+
+    def remove_sleeper(self, inst: Instance) -> None:
+        if self._sleeping.pop(id(inst), None) is None:
+            return
+        self._host -= inst.spec.weights_bytes
+        self._count(self._held, inst, -inst.bytes_per_gpu)
+        if id(inst) not in self._awake:
+            self._count(self._residues, inst, -1)
+
+    def add_awake(self, inst: Instance) -> None:
+        if id(inst) in self._awake:
+            return
+        self._awake[id(inst)] = inst
         for uuid in inst.gpu_uuids:
-            used[uuid] = used.get(uuid, 0) + gpu_claim_bytes(inst, memory.get(uuid, 0))
-    # An awake instance on its way to sleep is in both lists: it is claimed in full, once. The
-    # same object, not merely the same identity: two launchers may hold one instance ID.
-    awake_ids = {id(inst) for inst in awake}
-    residue = policy.sleeper_gpu_residue_bytes
-    for sleeper in sleepers:
-        inst = sleeper.instance
-        if id(inst) in awake_ids:
-            continue
+            claim = gpu_claim_bytes(inst, self._memory.get(uuid, 0))
+            self._claims[uuid] = self._claims.get(uuid, 0) + claim
+        if id(inst) in self._sleeping:
+            self._count(self._residues, inst, -1)  # claimed in full now, not as a residue
+
+    def remove_awake(self, inst: Instance) -> None:
+        if self._awake.pop(id(inst), None) is None:
+            return
         for uuid in inst.gpu_uuids:
-            used[uuid] = used.get(uuid, 0) + residue
-    return any(b > memory.get(uuid, 0) for uuid, b in used.items())
+            claim = gpu_claim_bytes(inst, self._memory.get(uuid, 0))
+            self._claims[uuid] = self._claims.get(uuid, 0) - claim
+        if id(inst) in self._sleeping:
+            self._count(self._residues, inst, 1)
+
+    def over(self) -> bool:
+        """Whether any limit is exceeded: host memory less the reserve, the per-GPU sleeping
+        budget, or a GPU's memory (awake claims plus residues)."""
+        if self._host > self._host_limit:
+            return True
+        per_gpu_max = self._per_gpu_max
+        if per_gpu_max is not None and any(b > per_gpu_max for b in self._held.values()):
+            return True
+        memory, residue, residues = self._memory, self._residue, self._residues
+        for uuid in self._claims.keys() | residues.keys():
+            used = self._claims.get(uuid, 0) + residues.get(uuid, 0) * residue
+            if used > memory.get(uuid, 0):
+                return True
+        return False
 
 
 def victims_to_fit(
@@ -173,36 +266,68 @@ def victims_to_fit(
 ) -> list[Sleeper] | None:
     """The sleepers to evict so that ``sleepers`` and ``awake`` fit the budget.
 
-    Evicts in the order of ``policy.eviction``, skipping a sleeper whose removal does not help
-    any limit that is exceeded. Returns [] when everything fits, and None when even evicting
-    every evictable sleeper cannot make it fit (the awake set alone is too big).
+    Evicts in the order of ``policy.eviction``, then spares any victim whose survival still
+    fits (evicting on another GPU did not help). Returns [] when everything fits, and None when
+    even evicting every evictable sleeper cannot make it fit (the awake set alone is too big).
     Pure; no I/O.
     """
-    order = EVICTION_POLICIES[policy.eviction]([s for s in sleepers if s.evictable], now_s, node)
-    kept = list(sleepers)
+    tally = Tally.of(node, sleepers, awake, policy)
+    return choose_victims(tally, [s for s in sleepers if s.evictable], node, policy, now_s)
+
+
+def choose_victims(
+    tally: Tally, candidates: Sequence[Sleeper], node: Node, policy: Policy, now_s: float
+) -> list[Sleeper] | None:
+    """:func:`victims_to_fit` on a tally that already holds everything (it is changed)."""
+    if not tally.over():
+        return []  # the common case
+    order = EVICTION_POLICIES[policy.eviction](candidates, now_s, node)
     victims: list[Sleeper] = []
     for candidate in order:
-        if not _over_budget(node, kept, awake, policy):
+        if not tally.over():
             break
-        kept.remove(candidate)
+        tally.remove_sleeper(candidate.instance)
         victims.append(candidate)
-    if _over_budget(node, kept, awake, policy):
+    if tally.over():
         return None
-    return _drop_unneeded(node, kept, victims, awake, policy)
-
-
-def _drop_unneeded(
-    node: Node,
-    kept: list[Sleeper],
-    victims: list[Sleeper],
-    awake: Sequence[Instance],
-    policy: Policy,
-) -> list[Sleeper]:
-    """Spare any victim whose survival still fits (evicting on another GPU did not help)."""
     needed: list[Sleeper] = []
     for victim in reversed(victims):
-        if _over_budget(node, [*kept, victim], awake, policy):
+        tally.add_sleeper(victim.instance)
+        if tally.over():
+            tally.remove_sleeper(victim.instance)
             needed.append(victim)
-        else:
-            kept.append(victim)
     return list(reversed(needed))
+
+
+# --- One node's sleepers and awake instances, counted once per snapshot -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """A snapshot's sleepers and awake instances with their :class:`Tally`: every placement,
+    wake and sleep of one plan is judged against the same snapshot, so this is built once."""
+
+    sleepers: tuple[Sleeper, ...]
+    awake: tuple[Instance, ...]
+    tally: Tally
+
+    def fresh(self) -> Tally:
+        """A copy of the tally to change."""
+        return self.tally.copy()
+
+
+_last: list[tuple[object, Policy, Ledger]] = []
+"""The last ledger built (one entry): a plan asks for it many times, for the same snapshot."""
+
+
+def ledger(snapshot: NodeSnapshot, policy: Policy) -> Ledger:
+    """The :class:`Ledger` of a snapshot (whose node must be known). Pure: memoised on the
+    snapshot object, which is frozen."""
+    if _last and _last[0][0] is snapshot and _last[0][1] is policy:
+        return _last[0][2]
+    assert snapshot.node is not None
+    sleepers = tuple(sleepers_on(snapshot.providers))
+    awake = tuple(i for p in snapshot.providers for i in p.instances if i.state.on_gpus)
+    book = Ledger(sleepers, awake, Tally.of(snapshot.node, sleepers, awake, policy))
+    _last[:] = [(snapshot, policy, book)]
+    return book

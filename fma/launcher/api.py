@@ -1,7 +1,7 @@
 """The launcher's wire protocol: request and response models and the paths they travel on.
 
 This module is the document of record for the launcher's HTTP API (upstream's
-"Multi-Instance vLLM Management API" v2, fma-spec §4, with its quirks fixed). It holds no
+"Multi-Instance vLLM Management API" v2, docs/launcher.md, with its quirks fixed). It holds no
 behaviour beyond validation, so the service, its client and its tests share one definition.
 
 Semantics shared by every endpoint:

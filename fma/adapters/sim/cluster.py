@@ -21,7 +21,14 @@ from typing import Any
 import simpy
 
 from fma.adapters.sim.placement import FreeGpuIndex
-from fma.adapters.sim.state import SimInstance, SimNode, SimProvider, SimRequester, SimState
+from fma.adapters.sim.state import (
+    SimInstance,
+    SimNode,
+    SimProvider,
+    SimRequester,
+    SimState,
+    relabelled,
+)
 from fma.adapters.sim.trace import Trace
 from fma.api.constants import LABEL_SLEEPING
 from fma.api.latency import Latency
@@ -41,6 +48,8 @@ class SimCluster:
         self.on_change: Callable[[str], None] = lambda node: None
         self.on_requester_gone: Callable[[SimRequester], None] = lambda r: None
         self.on_requester_ready: Callable[[SimRequester], None] = lambda r: None
+        self.accelerator_query_fails: Callable[[str], bool] = lambda requester: False
+        """Whether the controller's query of a requester's SPI fails (set with faults)."""
         self.sleepless_models: set[str] = set()
         """Models whose engines refuse to sleep (vLLM without sleep mode, or on a CPU)."""
         self._pending: list[SimRequester] = []
@@ -133,7 +142,39 @@ class SimCluster:
             return
         requester.started_s = self.now_s()
         self.trace.record(self.now_s(), "requester_started", requester=requester.uid)
-        self.touch(requester.node)
+        # The adapter sees the Pod running (a watch event), reacts, and asks its SPI. No
+        # decision needs the requester before its GPUs are known: the answer re-queues the node.
+        lat = self.latency
+        self.after(
+            lat.watch_delay_s + lat.controller_reaction_s,
+            partial(self._learn_accelerators, requester, 1),
+        )
+
+    def _learn_accelerators(self, requester: SimRequester, attempt: int) -> None:
+        """The controller's adapter asks the running requester's SPI for its GPUs; the answer
+        comes back one API round trip later and is recorded on the requester (its snapshot
+        then carries them). A failed query is retried with back-off."""
+        if self.state.requesters.get(requester.uid) is not requester or requester.deleting:
+            return
+        if self.accelerator_query_fails(requester.uid):
+            lat = self.latency
+            delay_s = min(lat.backoff_base_s * 2.0 ** min(attempt - 1, 62), lat.backoff_max_s)
+            self.after(delay_s, partial(self._learn_accelerators, requester, attempt + 1))
+            return
+        self.after(self.latency.api_write_s, partial(self._record_accelerators, requester))
+
+    def _record_accelerators(self, requester: SimRequester) -> None:
+        if self.state.requesters.get(requester.uid) is not requester or requester.deleting:
+            return
+        requester.gpu_uuids = requester.assigned_gpus
+        self.trace.record(
+            self.now_s(),
+            "accelerators",
+            requester=requester.uid,
+            gpus=list(requester.gpu_uuids or ()),
+        )
+        if requester.node is not None:
+            self.touch(requester.node)
 
     def delete_requester(self, uid: str, reason: str, *, by: str = "owner") -> None:
         """Start deleting a requester; FMA's finalizer holds it until the controller lets go.
@@ -203,7 +244,7 @@ class SimCluster:
         """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
         provider.ready = False
         provider.ready_changed_s = self.now_s()
-        provider.labels.setdefault(LABEL_SLEEPING, "true")
+        provider.labels = relabelled(provider.labels, {LABEL_SLEEPING: "true"})
         self.add_provider(provider)
         self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
 
@@ -271,7 +312,6 @@ class SimCluster:
     ) -> None:
         instance.state = moving
         self._record_instance(provider, instance, f"instance_{moving.value}")
-        self.touch(provider.node)
         self.after(delay_s, partial(self._finish, provider, instance, moving, end))
 
     def _finish(

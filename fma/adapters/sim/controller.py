@@ -29,8 +29,13 @@ from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.executor import SimExecutor
 from fma.control.queue import Done, WorkQueue
 from fma.control.reconcile import CONFIGS, Decision, conclude, decide
-from fma.core.actions import Action, EmitEvent, SleepInstance
-from fma.core.outcomes import Outcome
+from fma.core.actions import (
+    API_WRITES,
+    Action,
+    EmitEvent,
+    SleepInstance,
+)
+from fma.core.outcomes import Outcome, OutcomeKind
 from fma.core.policy import Policy
 
 
@@ -212,11 +217,11 @@ class SimController:
         decision = decide(state, key, now_s=float(self.env.now), policy=self.policy)
         self.reconciles += 1
         # 3. apply
-        recorded = len(self.cluster.trace)
         outcomes = self.executor.apply(decision) if decision.plan.actions else ()
-        if len(self.cluster.trace) > recorded and any(o.ok for o in outcomes):
-            # Our own writes come back as watch events; a no-op write (nothing recorded) does
-            # not, as an update that changes nothing makes no event.
+        if any(o.kind is OutcomeKind.OK and isinstance(o.action, API_WRITES) for o in outcomes):
+            # Our own writes to watched objects come back as watch events; calls to launchers,
+            # engines and requesters, and Events, do not (what they change is observed when it
+            # is done: the cluster re-queues the node then).
             self.notify(key)
         follow = conclude(state, decision, outcomes)
         if follow.failed:

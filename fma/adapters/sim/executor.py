@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import assert_never
 
 from fma.adapters.sim.cluster import SimCluster
-from fma.adapters.sim.state import SimInstance, SimProvider
+from fma.adapters.sim.state import SimInstance, SimProvider, relabelled
 from fma.api.constants import LABEL_DUAL, LABEL_INSTANCE, LABEL_SLEEPING
 from fma.control.reconcile import Decision
 from fma.core.actions import (
@@ -29,7 +29,6 @@ from fma.core.actions import (
     DeleteRequester,
     EmitEvent,
     LabelProvider,
-    QueryAccelerators,
     RelayReadiness,
     SetActuationPath,
     SetConfigStatus,
@@ -57,7 +56,7 @@ class SimExecutor:
         for action in decision.plan.actions:
             outcome = self.apply_one(action)
             outcomes.append(outcome)
-            if not outcome.ok and not isinstance(action, EmitEvent):
+            if outcome.kind is not OutcomeKind.OK and not isinstance(action, EmitEvent):
                 break
         return outcomes
 
@@ -66,7 +65,18 @@ class SimExecutor:
         return Outcome(action, kind, error)
 
     def _dispatch(self, action: Action) -> Result:
-        match action:
+        match action:  # the most frequent first
+            case EmitEvent():
+                self.cluster.trace.record(
+                    self.cluster.now_s(),
+                    "k8s_event",
+                    subject=action.subject.value,
+                    key=action.key,
+                    reason=action.reason,
+                    message=action.message,
+                    warning=action.warning,
+                )
+                return _OK
             case CreateDirectProvider():
                 return self._create_direct_provider(action)
             case Bind():
@@ -100,8 +110,6 @@ class SimExecutor:
                 return _OK
             case RelayReadiness():
                 return self._relay(action)
-            case QueryAccelerators():
-                return self._query_accelerators(action)
             case UpdateRequesterMeta():
                 return self._update_requester(action)
             case LabelProvider():
@@ -112,17 +120,6 @@ class SimExecutor:
                 return self._set_config_status(action)
             case CreateLauncher():
                 return self._create_launcher(action)
-            case EmitEvent():
-                self.cluster.trace.record(
-                    self.cluster.now_s(),
-                    "k8s_event",
-                    subject=action.subject.value,
-                    key=action.key,
-                    reason=action.reason,
-                    message=action.message,
-                    warning=action.warning,
-                )
-                return _OK
             case _:
                 assert_never(action)
 
@@ -144,14 +141,16 @@ class SimExecutor:
         provider.bound_requester_uid = uid
         provider.bound_instance_id = instance_id
         provider.bound_s = self.cluster.now_s()
-        provider.labels[LABEL_DUAL] = requester.name if requester is not None else uid
+        provider.labels = relabelled(
+            provider.labels, {LABEL_DUAL: requester.name if requester is not None else uid}
+        )
 
     def _create_direct_provider(self, action: CreateDirectProvider) -> Result:
         c, now = self.cluster, self.cluster.now_s()
         provider = SimProvider(c.next_name("provider"), action.node, ProviderKind.DIRECT, now)
         self._bind_record(provider, action.requester_uid, action.instance_id)
         provider.path = action.path
-        provider.labels[LABEL_SLEEPING] = "false"
+        provider.labels = relabelled(provider.labels, {LABEL_SLEEPING: "false"})
         c.add_provider(provider)
         self._record_bind(provider)
         instance = SimInstance(
@@ -197,8 +196,7 @@ class SimExecutor:
         provider.path = None
         provider.bound_s = None
         provider.routing = None
-        provider.labels.pop(LABEL_DUAL, None)
-        provider.labels[LABEL_SLEEPING] = "true"
+        provider.labels = relabelled(provider.labels, {LABEL_DUAL: None, LABEL_SLEEPING: "true"})
         self.cluster.trace.record(
             self.cluster.now_s(), "unbind", provider=provider.name, requester=uid
         )
@@ -287,32 +285,13 @@ class SimExecutor:
         c.set_ready(requester, action.ready)
         return _OK
 
-    def _query_accelerators(self, action: QueryAccelerators) -> Result:
-        requester = self.cluster.state.requesters.get(action.requester_uid)
-        if requester is None:
-            return OutcomeKind.NOT_FOUND, f"requester {action.requester_uid} is gone"
-        if requester.started_s is None:
-            return OutcomeKind.TRANSIENT, "the requester's SPI is not answering yet"
-        requester.gpu_uuids = requester.assigned_gpus
-        self.cluster.trace.record(
-            self.cluster.now_s(),
-            "accelerators",
-            requester=requester.uid,
-            gpus=list(requester.gpu_uuids or ()),
-        )
-        if requester.node is not None:
-            self.cluster.touch(requester.node)
-        return _OK
-
     def _update_requester(self, action: UpdateRequesterMeta) -> Result:
         requester = self.cluster.state.requesters.get(action.requester_uid)
         if requester is None:
             return OutcomeKind.NOT_FOUND, f"requester {action.requester_uid} is gone"
-        for label, value in ((LABEL_DUAL, action.dual), (LABEL_INSTANCE, action.instance_id)):
-            if value is None:
-                requester.labels.pop(label, None)
-            else:
-                requester.labels[label] = value
+        requester.labels = relabelled(
+            requester.labels, {LABEL_DUAL: action.dual, LABEL_INSTANCE: action.instance_id}
+        )
         if requester.finalizer != action.finalizer:
             self.cluster.trace.record(
                 self.cluster.now_s(),
@@ -327,7 +306,9 @@ class SimExecutor:
         provider = self._provider(action.provider)
         if provider is None:
             return OutcomeKind.NOT_FOUND, f"provider {action.provider} is gone"
-        provider.labels[LABEL_SLEEPING] = "true" if action.sleeping else "false"
+        provider.labels = relabelled(
+            provider.labels, {LABEL_SLEEPING: "true" if action.sleeping else "false"}
+        )
         if provider.routing != action.routing:
             provider.routing = action.routing
             self.cluster.trace.record(

@@ -12,8 +12,8 @@ Two families (``fma.api.scenario.Fault``):
   answer with an outcome of the operator's taxonomy (:mod:`fma.core.outcomes`): a wake or a
   sleep answers an error, or hangs until the HTTP timeout (the engine may still finish:
   ``UNKNOWN``), or the engine refuses to sleep (``INVALID``); an instance create answers 500,
-  or 409 for an instance a lost call created; an instance delete, a readiness relay or a
-  requester's GPU query fails; an API write answers 409 Conflict or a transient 5xx; a watch
+  or 409 for an instance a lost call created; an instance delete, a readiness relay or the
+  query of a requester's GPUs fails; an API write answers 409 Conflict or a transient 5xx; a watch
   notification is held back or dropped. A window with drops ends with a re-list, as a
   reflector does when it re-establishes a watch.
 
@@ -32,44 +32,17 @@ from fma.adapters.sim.seeds import sub_rng
 from fma.api.scenario import OCCURRENCE_FAULTS, Fault
 from fma.control.reconcile import Decision
 from fma.core.actions import (
+    API_WRITES,
     Action,
-    Bind,
-    CreateDirectProvider,
     CreateInstance,
-    CreateLauncher,
     DeleteInstance,
-    DeleteProvider,
-    DeleteRequester,
     EmitEvent,
-    LabelProvider,
-    QueryAccelerators,
     RelayReadiness,
-    SetActuationPath,
-    SetConfigStatus,
-    SetRequesterStatus,
     SleepInstance,
-    Unbind,
-    UpdateRequesterMeta,
     WakeInstance,
 )
 from fma.core.model import InstanceState, ProviderKind
 from fma.core.outcomes import Outcome, OutcomeKind
-
-API_WRITES = (
-    CreateDirectProvider,
-    CreateLauncher,
-    Bind,
-    SetActuationPath,
-    Unbind,
-    DeleteProvider,
-    DeleteRequester,
-    SetRequesterStatus,
-    UpdateRequesterMeta,
-    LabelProvider,
-    SetConfigStatus,
-)
-"""Actions that are Kubernetes API writes (the rest are HTTP calls to launchers, engines and
-requesters; Events are never faulted: they are best-effort anyway)."""
 
 _API_ERRORS = {
     "api_conflict": (OutcomeKind.CONFLICT, "409 Conflict"),
@@ -81,7 +54,6 @@ _CALL_FAULTS: dict[type, str] = {
     CreateInstance: "create_failure",
     DeleteInstance: "delete_failure",
     RelayReadiness: "relay_failure",
-    QueryAccelerators: "gpu_query_failure",
 }
 """The per-operation fault that hits each kind of HTTP call."""
 
@@ -158,6 +130,8 @@ class FaultInjector:
                 self._later(armed.hi_s, self.controller.relist)
         if self._of("watch_delay", "watch_drop"):
             self.controller.watch = self
+        if self._of("gpu_query_failure"):
+            self.cluster.accelerator_query_fails = self._accelerator_query_fails
         if self._of("api_conflict", "api_error", *_CALL_FAULTS.values()):
             executor = FaultyExecutor(self.controller.executor, self)
             self.controller.executor = executor
@@ -313,6 +287,14 @@ class FaultInjector:
                     return armed
         return None
 
+    def _accelerator_query_fails(self, requester: str) -> bool:
+        """Whether the controller's query of a requester's SPI for its GPUs fails now."""
+        armed = self._hit("gpu_query_failure")
+        if armed is None:
+            return False
+        self._record(armed.fault, requester=requester)
+        return True
+
     def extra_delay_s(self, node: str, now_s: float) -> float | None:
         """The watch filter: None drops the notification, else the extra delay."""
         armed = self._hit("watch_drop", "watch_delay")
@@ -383,7 +365,7 @@ class FaultyExecutor:
         for action in decision.plan.actions:
             outcome = self.apply_one(action)
             outcomes.append(outcome)
-            if not outcome.ok and not isinstance(action, EmitEvent):
+            if outcome.kind is not OutcomeKind.OK and not isinstance(action, EmitEvent):
                 break
         return outcomes
 

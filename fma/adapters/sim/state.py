@@ -7,7 +7,9 @@ instance's last use, "actuation recorded") are fields of these objects: they bel
 cluster, not to the controller, and survive its restarts.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fma.core.model import (
     ActuationPath,
@@ -25,6 +27,92 @@ from fma.core.model import (
     Routing,
     ServerSpec,
 )
+
+
+def relabelled(labels: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A copy of ``labels`` with ``changes`` applied (None removes a key). Labels are replaced,
+    never changed in place, so a cached frozen view that shares the old dict stays right."""
+    out = dict(labels)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+class Versioned(dict[str, Any]):
+    """A dict that counts its changes (``version``), so a snapshot can share an unchanged copy of
+    it: snapshots then compare by identity, and never see a later change."""
+
+    version = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._changed()
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._changed()
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._changed()
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+class _Viewed:
+    """Setting any field drops the cached frozen view (``_frozen``): views are rebuilt only
+    after a change, since every reconcile of the node asks for them again."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_frozen":
+            object.__setattr__(self, "_frozen", None)
+
+
+class _Instances(dict[str, "SimInstance"]):
+    """A provider's instances: adding or removing one drops the provider's cached view, and an
+    instance knows its provider, so that its own changes drop that view too."""
+
+    def __init__(self, owner: "SimProvider", items: Mapping[str, "SimInstance"]) -> None:
+        super().__init__()
+        self._owner = owner
+        for key, value in items.items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: "SimInstance") -> None:
+        object.__setattr__(value, "_owner", self._owner)
+        super().__setitem__(key, value)
+        object.__setattr__(self._owner, "_frozen", None)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        object.__setattr__(self._owner, "_frozen", None)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        object.__setattr__(self._owner, "_frozen", None)
+        return super().pop(key, *default)
 
 
 @dataclass(slots=True)
@@ -57,7 +145,7 @@ class SimNode:
 
 
 @dataclass(slots=True)
-class SimRequester:
+class SimRequester(_Viewed):
     uid: str
     name: str
     model: str
@@ -82,9 +170,12 @@ class SimRequester:
     errors: tuple[str, ...] = ()
     finalizer: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    _frozen: Requester | None = field(default=None, repr=False, compare=False)
 
     def as_requester(self) -> Requester:
-        return Requester(
+        if self._frozen is not None:
+            return self._frozen
+        self._frozen = Requester(
             self.uid,
             self.name,
             self.node,
@@ -99,10 +190,11 @@ class SimRequester:
             self.errors,
             self.labels,
         )
+        return self._frozen
 
 
 @dataclass(slots=True)
-class SimInstance:
+class SimInstance(_Viewed):
     instance_id: str
     spec: ServerSpec
     gpu_uuids: tuple[str, ...]
@@ -112,18 +204,20 @@ class SimInstance:
     isc_name: str | None = None
     sleepable: bool = True
     _frozen: Instance | None = field(default=None, repr=False, compare=False)
-    """The last view handed out; reused while state, last use and sleepability are unchanged
-    (the only fields that change after creation), since every reconcile of the node asks
-    again."""
+    """The last view handed out; reused until a field changes."""
+    _owner: "SimProvider | None" = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name not in ("_frozen", "_owner"):
+            object.__setattr__(self, "_frozen", None)
+            owner = getattr(self, "_owner", None)
+            if owner is not None:
+                object.__setattr__(owner, "_frozen", None)
 
     def as_instance(self) -> Instance:
         frozen = self._frozen
-        if (
-            frozen is not None
-            and frozen.state is self.state
-            and frozen.last_used_s == self.last_used_s
-            and frozen.sleepable is self.sleepable
-        ):
+        if frozen is not None:
             return frozen
         frozen = Instance(
             self.instance_id,
@@ -140,7 +234,7 @@ class SimInstance:
 
 
 @dataclass(slots=True)
-class SimProvider:
+class SimProvider(_Viewed):
     name: str
     node: str
     kind: ProviderKind
@@ -162,8 +256,10 @@ class SimProvider:
     """A launcher's instance cap, from its LauncherConfig when it was made (for the trace)."""
     deletion_reason: str | None = None
     _frozen: Provider | None = field(default=None, repr=False, compare=False)
-    """The last view handed out, reused while nothing it shows has changed."""
-    _labels_seen: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+    """The last view handed out, reused until a field, its instances or one of them changes."""
+
+    def __post_init__(self) -> None:
+        self.instances = _Instances(self, self.instances)
 
     def set_ready(self, ready: bool, now_s: float) -> None:
         if self.ready != ready:
@@ -171,24 +267,10 @@ class SimProvider:
             self.ready_changed_s = now_s
 
     def as_provider(self) -> Provider:
-        instances = tuple(i.as_instance() for i in self.instances.values())
         frozen = self._frozen
-        labels = tuple(self.labels.items())
-        if (
-            frozen is not None
-            and frozen.instances == instances  # identical views compare by identity first
-            and frozen.bound_requester_uid == self.bound_requester_uid
-            and frozen.bound_instance_id == self.bound_instance_id
-            and frozen.path is self.path
-            and frozen.bound_s == self.bound_s
-            and frozen.ready is self.ready
-            and frozen.deleting is self.deleting
-            and frozen.ready_changed_s == self.ready_changed_s
-            and frozen.restarts == self.restarts
-            and frozen.routing is self.routing
-            and self._labels_seen == labels
-        ):
+        if frozen is not None:
             return frozen
+        instances = tuple(i.as_instance() for i in self.instances.values())
         frozen = Provider(
             self.name,
             self.node,
@@ -205,11 +287,10 @@ class SimProvider:
             self.template_hash,
             self.ready_changed_s,
             self.restarts,
-            dict(self.labels),
+            self.labels,
             self.routing,
         )
         self._frozen = frozen
-        self._labels_seen = labels
         return frozen
 
 
@@ -218,14 +299,23 @@ class SimState:
     nodes: dict[str, SimNode] = field(default_factory=dict)
     requesters: dict[str, SimRequester] = field(default_factory=dict)
     providers: dict[str, SimProvider] = field(default_factory=dict)
-    iscs: dict[str, IscSpec] = field(default_factory=dict)
-    launcher_configs: dict[str, LauncherConfigSpec] = field(default_factory=dict)
-    launcher_policy: dict[str, int] = field(default_factory=dict)
+    iscs: dict[str, IscSpec] = field(default_factory=Versioned)
+    launcher_configs: dict[str, LauncherConfigSpec] = field(default_factory=Versioned)
+    launcher_policy: dict[str, int] = field(default_factory=Versioned)
     """LauncherConfig name -> launchers wanted on every node (the population policy)."""
+    _configs_seen: tuple[int, ...] = ()
+    _configs_view: tuple[
+        Mapping[str, IscSpec], Mapping[str, LauncherConfigSpec], Mapping[str, int]
+    ] = ({}, {}, {})
     _requesters_on: dict[str, dict[str, SimRequester]] = field(default_factory=dict)
     _providers_on: dict[str, dict[str, SimProvider]] = field(default_factory=dict)
     """Per-node indexes, like an informer's node index: a snapshot costs the node, not the
     cluster. Kept in step by the methods below; insertion-ordered, so runs stay deterministic."""
+
+    def __post_init__(self) -> None:
+        for name in ("iscs", "launcher_configs", "launcher_policy"):
+            if not isinstance(getattr(self, name), Versioned):
+                setattr(self, name, Versioned(getattr(self, name)))
 
     def add_requester(self, requester: SimRequester) -> None:
         self.requesters[requester.uid] = requester
@@ -267,15 +357,33 @@ class SimState:
         """What the controller's informers show of one node (pure read of the state). A
         NotReady node is shown as such; only a deleted Node is absent."""
         node = self.nodes.get(node_name)
+        iscs, launcher_configs, launcher_policy = self._configs()
         return NodeSnapshot(
             node_name,
             node.as_node() if node is not None else None,
             tuple(r.as_requester() for r in self._requesters_on.get(node_name, {}).values()),
             tuple(p.as_provider() for p in self._providers_on.get(node_name, {}).values()),
-            self.iscs,
-            self.launcher_configs,
-            self.launcher_policy,
+            iscs,
+            launcher_configs,
+            launcher_policy,
         )
+
+    def _configs(
+        self,
+    ) -> tuple[Mapping[str, IscSpec], Mapping[str, LauncherConfigSpec], Mapping[str, int]]:
+        """Copies of the configuration maps, shared by every snapshot until one changes."""
+        seen = tuple(getattr(m, "version", 0) for m in self._config_maps())
+        if seen != self._configs_seen:
+            self._configs_seen = seen
+            self._configs_view = (
+                dict(self.iscs),
+                dict(self.launcher_configs),
+                dict(self.launcher_policy),
+            )
+        return self._configs_view
+
+    def _config_maps(self) -> tuple[Mapping[str, Any], ...]:
+        return (self.iscs, self.launcher_configs, self.launcher_policy)
 
     def config_snapshot(self) -> ConfigSnapshot:
         return ConfigSnapshot(dict(self.iscs), dict(self.launcher_configs))

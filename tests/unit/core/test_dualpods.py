@@ -10,7 +10,6 @@ from fma.core.actions import (
     DeleteProvider,
     DeleteRequester,
     Plan,
-    QueryAccelerators,
     RelayReadiness,
     SetRequesterStatus,
     SleepInstance,
@@ -193,11 +192,9 @@ def test_unknown_gpu_goes_to_requester_status_once() -> None:
     assert plan_node(snapshot(requesters=(told,)), now_s=2.0, policy=POLICY) == Plan()
 
 
-def test_requester_without_gpus_yet_is_asked_once_it_runs() -> None:
-    not_started = requester(gpus=None, started_s=None)
-    assert plan_node(snapshot(requesters=(not_started,)), now_s=1.0, policy=POLICY) == Plan()
+def test_a_requester_whose_gpus_are_not_known_yet_waits() -> None:
     plan = plan_node(snapshot(requesters=(requester(gpus=None),)), now_s=1.0, policy=POLICY)
-    assert plan.actions == (QueryAccelerators("r1"),)
+    assert plan == Plan()
 
 
 def test_stuck_start_is_abandoned_after_the_ready_timeout() -> None:
