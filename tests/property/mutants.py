@@ -4,11 +4,11 @@ A :class:`Mutant` replaces one function of a core module by a copy of its source
 edit, for as long as it is applied. The copy is compiled in its own module's namespace and put
 wherever the original is found — its module, and every ``fma`` module that imported it by name
 — so every caller gets the mutant; nothing else changes. The catalogue holds the bugs an
-outside review found (marked ``review``) and others of the same families. Two bugs of the review are not here because the search does
-not reach them within the ``ci`` budget: the W2 hang (a stray awake instance in a re-bound
-launcher; ``tests/unit/sim/test_review_regressions.py`` replays it) and the inverted reclaim
-tie-break R1, which no safety invariant can see (it is a choice, not a breach; a unit test
-pins it).
+outside review found (marked ``review``) and others of the same families. Two bugs of the
+review are not here because the search does not reach them within the ``ci`` budget: the W2
+hang (a stray awake instance in a re-bound launcher; ``tests/unit/sim/test_review_regressions.py``
+replays it) and the inverted reclaim tie-break R1, which no safety invariant can see (it is a
+choice, not a breach; a unit test pins it).
 """
 
 import contextlib
@@ -77,7 +77,7 @@ MUTANTS = (
         "_bound",
         "stopped = Plan((DeleteRequester(requester.uid, INSTANCE_STOPPED),))",
         "stopped = Plan()",
-        "liveness",
+        "stopped_not_kept",
     ),
     Mutant(
         "the KV-cache reservation is ignored (review)",
@@ -90,8 +90,8 @@ MUTANTS = (
     Mutant(
         "host memory is not budgeted (review)",
         "fma.core.sleepers",
-        "_over_budget",
-        "if total > host_limit:",
+        "Tally.over",
+        "if self._host > self._host_limit:",
         "if False:",
         "host_memory_fits",
     ),

@@ -53,10 +53,9 @@ def _cluster_and_models(draw: st.DrawFn, *, tight: bool = False) -> dict[str, An
 def _policy(
     draw: st.DrawFn, actuation: str | None, *, mostly_sleeping: bool = False
 ) -> dict[str, Any]:
-    """A policy; ``mostly_sleeping`` draws ``cold`` (which never sleeps) only now and then."""
-    choices = (
-        ["fma", "fma", "direct-sleep", "direct-sleep", "cold"] if mostly_sleeping else ACTUATIONS
-    )
+    """A policy; ``mostly_sleeping`` draws ``cold`` (which never sleeps) only now and then, and
+    ``fma`` (launchers: their caps, reclaims and readiness) most often."""
+    choices = ["fma", "fma", "fma", "direct-sleep", "cold"] if mostly_sleeping else ACTUATIONS
     return {
         "actuation": actuation or draw(st.sampled_from(choices)),
         "eviction": draw(st.sampled_from(["lru", "oldest", "cost"])),
@@ -159,11 +158,16 @@ def machine_scenarios(draw: st.DrawFn) -> Scenario:
         "seed": draw(st.integers(0, 2**32 - 1)),
         "duration": "3650d",
         **base,
+        # Often one instance per launcher and one launcher per node: a full launcher must
+        # then make room rather than be joined by another.
         "launchers": {
-            "max_instances": draw(st.integers(1, 3)),
+            "max_instances": draw(st.sampled_from([1, 1, 2, 3])),
             "per_node": draw(st.integers(0, 1)),
         },
-        "policy": _policy(draw, None, mostly_sleeping=True),
+        "policy": {
+            **_policy(draw, None, mostly_sleeping=True),
+            "launchers_per_node_max": draw(st.sampled_from([None, 1])),
+        },
         "demand": [{"model": base["models"][0]["name"], "rate_per_h": 0}],
         "faults": faults,
     }

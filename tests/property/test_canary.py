@@ -61,8 +61,8 @@ NO_WAIT_FOR_GPUS = Mutant(
     "placement does not wait for an instance still on the GPUs",
     "fma.core.room",
     "gpus_taken",
-    "return bool(",
-    "return False and bool(",
+    "                return True",
+    "                return False",
     "gpu_exclusive_awake",
 )
 

@@ -2,9 +2,11 @@
 
 A fixed scenario can show that a checker sees a bug once it happens; it cannot show that the
 search makes it happen. Here every mutant of :mod:`tests.property.mutants` is applied in turn
-and the state machine is run with the ``ci`` budget (400 derandomized examples, no shrinking):
-it must fail, and on the invariant the mutant is meant to break. The number of examples the
-search needed is printed (``-s``) and recorded by ``bench/mutants.py``.
+and the state machine's search is run on it with the ``ci`` budget (400 derandomized examples,
+no shrinking): it must fail, and on the invariant the mutant is meant to break. The number
+of examples the search needed is printed (``-s``). One derandomized search is one draw:
+``bench/mutants.py`` hunts each mutant under several seeds and records how often the ``ci``
+profile's 400 examples suffice.
 """
 
 import pytest
@@ -14,8 +16,10 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.property.mutants import MUTANTS, Mutant
 from tests.property.test_cluster_machine import STEPS_MAX, ClusterMachine
 
+EXAMPLES = 400
+"""The ``ci`` profile's budget."""
 BUDGET = settings(
-    max_examples=400,
+    max_examples=EXAMPLES,
     derandomize=True,
     deadline=None,
     database=None,
@@ -24,7 +28,7 @@ BUDGET = settings(
     suppress_health_check=list(HealthCheck),
     print_blob=False,
 )
-"""The ``ci`` profile's budget, without shrinking: only finding counts here."""
+"""The search's budget, without shrinking: only finding counts here."""
 
 
 def hunt(mutant: Mutant) -> tuple[int, str]:

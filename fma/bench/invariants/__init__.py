@@ -12,7 +12,8 @@ Safety, at every moment (:data:`SAFETY`, checked after every step of the propert
   of awake engines, sleepers' residue) fit; given to one requester at a time;
 - sleeping memory (:mod:`.memory`): host memory less its reserve; the per-GPU budget;
 - bindings (:mod:`.bindings`): one provider per requester, on its node, on its GPUs; a
-  launcher's instance cap and distinct ports;
+  launcher's instance cap and distinct ports; a requester bound to a crashed instance deleted
+  within ``grace_s``;
 - readiness (:mod:`.readiness`): ready only while the bound instance is awake — withdrawn
   before the controller takes it out of service and within ``grace_s`` after a crash; routing
   metadata only while awake;
@@ -29,6 +30,7 @@ from fma.bench.invariants.bindings import (
     LauncherInstanceCap,
     LauncherPortsUnique,
     OneProviderPerRequester,
+    StoppedNotKept,
 )
 from fma.bench.invariants.deletions import KNOWN_CAUSES, RequesterDeletedWithCause
 from fma.bench.invariants.gpus import GpuExclusive, GpuMemoryFits, GpuSingleRequester
@@ -47,6 +49,7 @@ SAFETY: tuple[type[Checker], ...] = (
     SleepingBudgetPerGpu,
     LauncherInstanceCap,
     LauncherPortsUnique,
+    StoppedNotKept,
     ReadyOnlyWhenAwake,
     RoutingOnlyWhenAwake,
     ActuationPathTruthful,
@@ -84,6 +87,7 @@ host_memory_fits = _one(HostMemoryFits)
 sleeping_budget_per_gpu = _one(SleepingBudgetPerGpu)
 launcher_instance_cap = _one(LauncherInstanceCap)
 launcher_ports_unique = _one(LauncherPortsUnique)
+stopped_not_kept = _one(StoppedNotKept)
 ready_only_when_awake = _one(ReadyOnlyWhenAwake)
 routing_only_when_awake = _one(RoutingOnlyWhenAwake)
 actuation_path_truthful = _one(ActuationPathTruthful)
@@ -112,4 +116,5 @@ __all__ = [
     "routing_only_when_awake",
     "run",
     "sleeping_budget_per_gpu",
+    "stopped_not_kept",
 ]

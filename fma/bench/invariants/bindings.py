@@ -6,12 +6,23 @@
 - :class:`LauncherInstanceCap` — a launcher never holds more instances than its
   LauncherConfig's ``maxInstances`` (stopping ones are on their way out and do not count);
 - :class:`LauncherPortsUnique` — the instances of one launcher share its network namespace, so
-  no two of them (a stopping one included: it holds its port until it exits) use one port.
+  no two of them (a stopping one included: it holds its port until it exits) use one port;
+- :class:`StoppedNotKept` — a requester whose bound instance stopped (it crashed: the
+  controller never stops an instance it keeps bound) is deleted within ``grace_s``, so that
+  its owner replaces it; checked continuously, like readiness.
 """
 
 from collections import Counter
 
-from fma.bench.invariants.replay import ON_GPUS, TAKES_A_SLOT, Checker, Event, World
+from fma.bench.invariants.replay import (
+    ON_GPUS,
+    TAKES_A_SLOT,
+    Checker,
+    Event,
+    Overdue,
+    World,
+    concerned,
+)
 
 
 class OneProviderPerRequester(Checker):
@@ -98,3 +109,27 @@ class LauncherPortsUnique(Checker):
         for port, count in ports.items():
             if count > 1:
                 self.breach(e["t"], provider=provider.name, port=port, instances=count)
+
+
+class StoppedNotKept(Checker):
+    name = "stopped_not_kept"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept = Overdue(self, "still bound {grace_s} s after its instance stopped")
+
+    def after(self, e: Event, world: World) -> None:
+        for uid in concerned(e, world):
+            requester = world.requesters.get(uid)
+            instance = world.bound_instance(world.provider_of(uid))
+            kept = (
+                requester is not None
+                and not requester.deleting
+                and instance is not None
+                and instance.state == "stopped"
+            )
+            self._kept.mark(uid, kept, world.now_s)
+        self._kept.judge(world, world.now_s)
+
+    def finish(self, world: World, now_s: float) -> None:
+        self._kept.judge(world, now_s)

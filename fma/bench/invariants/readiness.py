@@ -11,7 +11,7 @@ serves when it does not.
   instance is awake, and taken off before that instance is put to sleep or stopped.
 """
 
-from fma.bench.invariants.replay import Checker, Event, World
+from fma.bench.invariants.replay import Checker, Event, Overdue, World, concerned
 
 
 def _chosen_exit(e: Event) -> bool:
@@ -24,21 +24,18 @@ def _chosen_exit(e: Event) -> bool:
     )
 
 
-_GRACE_S_DEFAULT = 600.0
-
-
 class ReadyOnlyWhenAwake(Checker):
     name = "ready_only_when_awake"
 
     def __init__(self) -> None:
         super().__init__()
-        self._stale_since: dict[str, float] = {}
-        """Requester UID -> since when it shows ready while its engine does not serve."""
+        self._stale = Overdue(self, "still ready {grace_s} s after its engine stopped serving")
+        """Requesters that show ready while their engine does not serve."""
         self._touched: list[str] = []
 
     def before(self, e: Event, world: World) -> None:
         kind = e["kind"]
-        self._touched = _concerned(e, world)
+        self._touched = concerned(e, world)
         if _chosen_exit(e):
             self._chosen_exit(e, world)
         elif kind == "unbind":
@@ -79,45 +76,20 @@ class ReadyOnlyWhenAwake(Checker):
                 )
         for uid in self._touched:
             self._refresh(uid, world)
-        if self._stale_since:
-            self._judge(world, world.now_s)
+        self._stale.judge(world, world.now_s)
 
     def _refresh(self, uid: str, world: World) -> None:
         requester = world.requesters.get(uid)
-        if requester is None or not requester.ready:
-            self._stale_since.pop(uid, None)
-            return
         instance = world.bound_instance(world.provider_of(uid))
-        if instance is not None and instance.state == "awake":
-            self._stale_since.pop(uid, None)
-        else:
-            self._stale_since.setdefault(uid, world.now_s)
-
-    def _judge(self, world: World, now_s: float) -> None:
-        grace_s = float(world.limits.get("grace_s", _GRACE_S_DEFAULT))
-        for uid, since_s in list(self._stale_since.items()):
-            if now_s - since_s > grace_s:
-                self.breach(
-                    round(since_s + grace_s, 6),
-                    requester=uid,
-                    why=f"still ready {grace_s:g} s after its engine stopped serving",
-                )
-                del self._stale_since[uid]
+        stale = (
+            requester is not None
+            and requester.ready
+            and (instance is None or instance.state != "awake")
+        )
+        self._stale.mark(uid, stale, world.now_s)
 
     def finish(self, world: World, now_s: float) -> None:
-        self._judge(world, now_s)
-
-
-def _concerned(e: Event, world: World) -> list[str]:
-    """The requesters whose readiness or engine ``e`` may change (looked up before it)."""
-    if "requester" in e and e["kind"] != "bind":
-        return [e["requester"]]
-    provider = world.providers.get(e.get("provider", ""))
-    if e["kind"] == "bind":
-        return [e["requester"]]
-    if provider is not None and provider.bound_to is not None:
-        return [provider.bound_to]
-    return []
+        self._stale.judge(world, now_s)
 
 
 class RoutingOnlyWhenAwake(Checker):

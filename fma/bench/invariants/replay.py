@@ -24,6 +24,9 @@ TAKES_A_SLOT = frozenset({"starting", "awake", "waking", "falling_asleep", "slee
 """Instance states that count against a launcher's instance cap."""
 
 
+GRACE_S_DEFAULT = 600.0
+
+
 @dataclass(slots=True)
 class Inst:
     provider: str
@@ -89,6 +92,12 @@ class World:
     """Instance keys by GPU, node and provider: every lookup costs what it touches."""
 
     # --- lookups -------------------------------------------------------------------------------
+
+    @property
+    def grace_s(self) -> float:
+        """How long the controller may take to react to a change it did not cause (from the
+        ``limits`` record; generous without one)."""
+        return float(self.limits.get("grace_s", GRACE_S_DEFAULT))
 
     def provider_of(self, uid: str) -> Prov | None:
         """The provider bound to requester ``uid``."""
@@ -309,6 +318,18 @@ _HANDLERS = {
 }
 
 
+def concerned(e: Event, world: World) -> list[str]:
+    """The requesters whose readiness or engine ``e`` may change (looked up before it)."""
+    if "requester" in e and e["kind"] != "bind":
+        return [e["requester"]]
+    provider = world.providers.get(e.get("provider", ""))
+    if e["kind"] == "bind":
+        return [e["requester"]]
+    if provider is not None and provider.bound_to is not None:
+        return [provider.bound_to]
+    return []
+
+
 class Checker:
     """One invariant: looks at every event before and after the world applies it, and at the
     end (``now_s``: how far time has got, perhaps past the last event)."""
@@ -329,6 +350,36 @@ class Checker:
 
     def finish(self, world: World, now_s: float) -> None:
         """The trace ends; time is ``now_s``."""
+
+
+class Overdue:
+    """Requesters in a state the controller must end within ``World.grace_s``: since when each
+    has been in it, and a breach of ``checker`` for each that lasts longer (once per stretch)."""
+
+    def __init__(self, checker: Checker, why: str) -> None:
+        self._checker = checker
+        self._why = why
+        self._since: dict[str, float] = {}
+
+    def mark(self, uid: str, wrong: bool, now_s: float) -> None:
+        """Whether ``uid`` is in the state now."""
+        if wrong:
+            self._since.setdefault(uid, now_s)
+        else:
+            self._since.pop(uid, None)
+
+    def judge(self, world: World, now_s: float) -> None:
+        if not self._since:
+            return
+        grace_s = world.grace_s
+        for uid, since_s in list(self._since.items()):
+            if now_s - since_s > grace_s:
+                self._checker.breach(
+                    round(since_s + grace_s, 6),
+                    requester=uid,
+                    why=self._why.format(grace_s=f"{grace_s:g}"),
+                )
+                del self._since[uid]
 
 
 def run(

@@ -254,6 +254,21 @@ def test_readiness_must_be_withdrawn_within_the_grace_after_a_crash() -> None:
     assert inv.ready_only_when_awake(withdrawn) == []
 
 
+def test_a_requester_bound_to_a_crashed_instance_must_be_deleted_within_the_grace() -> None:
+    limits = ev(0, "limits", grace_s=30.0)
+    crashed = [
+        limits,
+        *served("r1", "p1", ["g0"], 0),
+        inst(50, "instance_stopped", "p1", ["g0"], 16),
+        ev(51, "unready", requester="r1"),
+    ]
+    assert inv.stopped_not_kept([*crashed, ev(79, "unrelated")]) == []
+    (breach,) = inv.stopped_not_kept([*crashed, ev(81, "unrelated")])
+    assert breach["requester"] == "r1" and breach["t"] == 80.0
+    deleted = [*crashed, ev(60, "requester_deleting", requester="r1", reason="instance stopped")]
+    assert inv.stopped_not_kept([*deleted, ev(200, "unrelated")]) == []
+
+
 def test_routing_only_while_awake() -> None:
     trace = [
         *served("r1", "p1", ["g0"], 0),
