@@ -45,9 +45,11 @@ imports: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-## The property tier of `make test`: the derandomized ci profile, a few minutes on two cores.
+## The property tier of `make test`: the derandomized ci profile (with the mutation canaries),
+## then a short random search under a fresh seed, printed in the header for replay.
 property: install
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests/property
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q tests/property --deselect tests/property/test_mutants.py
 
 integration: install
 	$(BIN)/fma testcluster build

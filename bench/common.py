@@ -5,6 +5,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,34 @@ def record(name: str, results: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def baseline(ref: str, argv: list[str], result_name: str) -> dict[str, Any]:
+    """Run a benchmark as it was at commit ``ref``, in this run and on this machine.
+
+    The commit is checked out in a temporary worktree; ``argv`` (e.g. ``["-m",
+    "bench.plan_cost"]``) runs there with this interpreter and that tree first on the path, and
+    the result it recorded (``bench/results/<result_name>-<date>.json`` in the worktree) is
+    returned. The worktree is removed afterwards.
+    """
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), ref],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run([sys.executable, *argv], cwd=tree, env=env, check=True)
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+            recorded: dict[str, Any] = json.loads(
+                (tree / "bench" / "results" / f"{result_name}-{stamp}.json").read_text()
+            )
+            return recorded
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=root, check=False
+            )

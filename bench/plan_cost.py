@@ -9,12 +9,13 @@ Run from the repository root: ``.venv/bin/python -m bench.plan_cost``; it writes
 ``bench/results/plan_cost-<date>.json``.
 """
 
+import argparse
 import statistics
 import time
 
 import simpy
 
-from bench.common import record
+from bench.common import baseline, record
 from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.state import (
     SimInstance,
@@ -24,6 +25,7 @@ from fma.adapters.sim.state import (
     SimState,
 )
 from fma.adapters.sim.trace import Trace
+from fma.api.constants import LABEL_DUAL, LABEL_INSTANCE, LABEL_SLEEPING
 from fma.api.latency import GB, GIB, Latency
 from fma.core.dualpods import plan_node
 from fma.core.identity import instance_id
@@ -70,22 +72,21 @@ def build(nodes: int) -> SimState:
             uid = f"{name}-r{i}"
             served, sleeping = model(0), model(1)
             node.gpu_holder[gpu.uuid] = uid
-            state.add_requester(
-                SimRequester(
-                    uid,
-                    uid,
-                    "isc0",
-                    served,
-                    0.0,
-                    0,
-                    node=name,
-                    gpu_uuids=(gpu.uuid,),
-                    isc_name="isc0",
-                    started_s=0.0,
-                    ready=True,
-                    actuated=True,
-                )
+            requester = SimRequester(
+                uid,
+                uid,
+                "isc0",
+                served,
+                0.0,
+                0,
+                node=name,
+                gpu_uuids=(gpu.uuid,),
+                isc_name="isc0",
+                started_s=0.0,
+                ready=True,
+                actuated=True,
             )
+            state.add_requester(requester)
             launcher = SimProvider(
                 f"{name}-l{i}",
                 name,
@@ -105,6 +106,7 @@ def build(nodes: int) -> SimState:
             launcher.bound_requester_uid = uid
             launcher.bound_instance_id = awake_id
             launcher.path = ActuationPath.WARM
+            steady(requester, launcher, awake_id)
             state.add_provider(launcher)
     # the change: one more requester on node-0 (its GPUs are all taken, so it only waits)
     state.add_requester(
@@ -122,6 +124,17 @@ def build(nodes: int) -> SimState:
         )
     )
     return state
+
+
+def steady(requester: SimRequester, launcher: SimProvider, instance: str) -> None:
+    """What the controller keeps on a served pair, so that it has nothing to write: the
+    requester's finalizer and labels, the launcher's ``sleeping`` label and routing."""
+    for name in ("finalizer", "labels"):
+        if not hasattr(requester, name):
+            return  # an older world without them
+    requester.finalizer = True
+    requester.labels = {LABEL_DUAL: launcher.name, LABEL_INSTANCE: instance}
+    launcher.labels = {LABEL_SLEEPING: "false"}
 
 
 def time_once(fn: object) -> float:
@@ -150,20 +163,33 @@ def measure(nodes: int) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also run this benchmark as it was at commit REF"
+    )
+    args = parser.parse_args()
     rows = [measure(n) for n in (6, 60, 600)]
     for row in rows:
         print(f"{row['pods']:>6} pods  gather {row['gather_us']:>8} us", end="  ")
         print(f"decide {row['decide_us']:>8} us")
     growth = rows[-1]["reconcile_us"] / rows[0]["reconcile_us"]
-    path = record(
-        "plan_cost",
-        {
-            "what": "one reconcile of the changed node (gather + decide), median of "
-            f"{REPEATS}; {GPUS_PER_NODE} GPUs, {PODS_PER_NODE} Pods per node",
-            "rows": rows,
-            "reconcile_growth_100x_pods": round(growth, 2),
-        },
-    )
+    results = {
+        "what": "one reconcile of the changed node (gather + decide), median of "
+        f"{REPEATS}; {GPUS_PER_NODE} GPUs, {PODS_PER_NODE} Pods per node",
+        "rows": rows,
+        "reconcile_growth_100x_pods": round(growth, 2),
+    }
+    if args.baseline:
+        before = baseline(args.baseline, ["-m", "bench.plan_cost"], "plan_cost")
+        results["baseline"] = {
+            "commit": before["commit"],
+            "rows": before["rows"],
+            "reconcile_growth_100x_pods": before["reconcile_growth_100x_pods"],
+        }
+        for now, then in zip(rows, before["rows"], strict=True):
+            print(f"{now['pods']:>6} pods  reconcile {now['reconcile_us']} us", end="  ")
+            print(f"(baseline {then['reconcile_us']} us)")
+    path = record("plan_cost", results)
     pods_growth = rows[-1]["pods"] / rows[0]["pods"]
     print(f"reconcile cost grows x{growth:.2f} for x{pods_growth:.0f} pods; wrote {path}")
 
