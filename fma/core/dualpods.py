@@ -192,6 +192,8 @@ def plan_requester(
         return _release_finalizer(requester, snapshot)
     if requester.node is None or snapshot.node is None:
         return NOTHING  # not scheduled yet, or the node is going away (Pod GC deletes it)
+    if requester.problems:
+        return _status(requester, requester.problems)
     if requester.gpu_uuids is None:
         # Its GPUs are not known yet: the adapter learns them from its SPI once it runs (a
         # fact, like an instance's state), and the change re-queues the node.

@@ -188,6 +188,10 @@ class Requester:
     ip: str | None = None
     spi_port: int = 8081
     resource_version: str = ""
+    problems: tuple[str, ...] = ()
+    """What is wrong with the requester's own input, found when its Pod was read (a server
+    patch that does not render, an unreadable annotation): it is not served until they are
+    fixed, and they are its status."""
 
 
 @dataclass(frozen=True, slots=True)

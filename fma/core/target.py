@@ -27,6 +27,8 @@ def target_of(requester: Requester, snapshot: NodeSnapshot) -> Target | str:
         isc = snapshot.iscs.get(requester.isc_name)
         if isc is None:
             return f"InferenceServerConfig {requester.isc_name} not found"
+        if isc.problems:
+            return f"InferenceServerConfig {requester.isc_name} is malformed (see its status)"
         spec = isc.spec
         return Target(spec, instance_id(spec, requester.gpu_uuids), isc.name, isc.launcher_config)
     if requester.spec is None:
@@ -35,12 +37,17 @@ def target_of(requester: Requester, snapshot: NodeSnapshot) -> Target | str:
 
 
 def obsolete(instance: Instance, snapshot: NodeSnapshot) -> bool:
-    """An instance made from an ISC that is gone or whose spec changed since it was made."""
+    """An instance made from an ISC that is gone or whose spec changed since it was made.
+
+    A malformed ISC makes nothing obsolete: a typo in its options must not cost the sleepers
+    made before it (they count again once it is fixed)."""
     if instance.isc_name is None:
         return False
     isc = snapshot.iscs.get(instance.isc_name)
     if isc is None:
         return True
+    if isc.problems:
+        return False
     if isc.spec is instance.spec:
         return False  # made from this very spec: its ID is that spec's (the common case)
     return instance_id(isc.spec, instance.gpu_uuids) != instance.instance_id

@@ -192,6 +192,14 @@ def test_unknown_gpu_goes_to_requester_status_once() -> None:
     assert plan_node(snapshot(requesters=(told,)), now_s=2.0, policy=POLICY) == Plan()
 
 
+def test_a_requester_with_bad_input_of_its_own_is_told_and_not_served() -> None:
+    bad = requester(gpus=None, problems=("annotation dual-pods.llm-d.ai/admin-port: not a port",))
+    plan = plan_node(snapshot(requesters=(bad,)), now_s=1.0, policy=POLICY)
+    assert essential(plan) == (SetRequesterStatus("r1", bad.problems),)
+    told = replace(bad, errors=bad.problems)
+    assert plan_node(snapshot(requesters=(told,)), now_s=2.0, policy=POLICY) == Plan()
+
+
 def test_a_requester_whose_gpus_are_not_known_yet_waits() -> None:
     plan = plan_node(snapshot(requesters=(requester(gpus=None),)), now_s=1.0, policy=POLICY)
     assert plan == Plan()

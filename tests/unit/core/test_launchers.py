@@ -142,6 +142,15 @@ def test_obsolete_sleepers_are_collected() -> None:
     )
 
 
+def test_a_malformed_isc_serves_nobody_new_and_makes_no_sleeper_obsolete() -> None:
+    old = instance(s=spec("wanted", port=8005, options=("--old",)), gpus=("GPU-2",), isc_name="isc")
+    s = snap(launcher("L", old), launcher("free"))
+    broken = replace(s, iscs={"isc": replace(s.iscs["isc"], problems=("bad options",))})
+    assert placed(broken) == [
+        SetRequesterStatus("r1", ("InferenceServerConfig isc is malformed (see its status)",))
+    ]
+
+
 def test_stray_awake_unbound_instance_is_put_to_sleep() -> None:
     """A wake that finished after its requester left leaves an awake, unbound instance."""
     stray = instance(s=spec("x", port=9000), gpus=("GPU-5",), state=InstanceState.AWAKE)
