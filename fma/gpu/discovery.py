@@ -7,11 +7,26 @@ requester reports the UUIDs it holds, ordered by index.
 
 import importlib
 import logging
+import re
 from typing import Any, Final
 
 _LOG = logging.getLogger(__name__)
 GPU_COUNT_MAX: Final = 1024
 """The most GPUs one map holds: a bound on input, far above any machine's count."""
+UUID_RE: Final = re.compile(r"(GPU|MIG)-[A-Za-z0-9][A-Za-z0-9_.:/-]{0,120}")
+"""A GPU or MIG device UUID as NVML and the NVIDIA container runtime write them."""
+
+
+def from_visible_devices(value: str | None) -> list[str]:
+    """The UUIDs an ``NVIDIA_VISIBLE_DEVICES`` value lists, in its order (CUDA numbers a
+    container's devices so); none for ``all``, ``none``, ``void``, indices or unset: those
+    do not name the devices."""
+    if value is None:
+        return []
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts or not all(UUID_RE.fullmatch(part) for part in parts):
+        return []
+    return parts[:GPU_COUNT_MAX]
 
 
 def naive_map(count: int) -> dict[str, int]:

@@ -81,3 +81,19 @@ def serve(
     except ImportError as error:
         typer.echo(f"fma launcher serve: cannot load the {engine} engine: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command(
+    "stub-engine",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def stub_engine(ctx: typer.Context) -> None:
+    """Run FMA's stub engine alone, as vLLM's API server would run in a direct provider Pod.
+
+    Every argument is the engine's (``--model``, ``--port``, ``--stub-start-s``, ...; other
+    vLLM options are ignored); ``--help`` lists them.
+    """
+    from fma.launcher.stub_engine import main
+
+    raise typer.Exit(main(ctx.args))

@@ -7,7 +7,10 @@ launcher's container numbers them by index. The map comes from, in order of pref
 2. ``--mock-gpus N``: the node's entry in the ``gpu-map`` ConfigMap when ``NODE_NAME`` and
    ``NAMESPACE`` are set and it can be read, else the naive map ``GPU-0..GPU-(N-1)``;
 3. NVML (the ``nvidia-ml-py`` package), listing this machine's devices;
-4. no GPUs at all (a CPU-only machine): any UUID in a request is then unknown.
+4. ``NVIDIA_VISIBLE_DEVICES`` when it lists UUIDs: the devices the container runtime exposes,
+   CUDA-numbered in that order (a launcher Pod asks for ``all``, which the runtime — or the
+   test cluster's pod runner — turns into the node's devices);
+5. no GPUs at all (a CPU-only machine): any UUID in a request is then unknown.
 
 An unknown UUID is an input error (422), never a conflict or a server error. The naive map
 and NVML come from :mod:`fma.gpu.discovery`, which the requester shares.
@@ -20,8 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from fma.api.constants import CONFIGMAP_GPU_MAP, ENV_NAMESPACE, ENV_NODE_NAME
-from fma.gpu.discovery import GPU_COUNT_MAX, naive_map, nvml_map
+from fma.api.constants import (
+    CONFIGMAP_GPU_MAP,
+    ENV_NAMESPACE,
+    ENV_NODE_NAME,
+    ENV_NVIDIA_VISIBLE_DEVICES,
+)
+from fma.gpu.discovery import GPU_COUNT_MAX, from_visible_devices, naive_map, nvml_map
 from fma.launcher.errors import UnknownGpu
 
 _LOG = logging.getLogger(__name__)
@@ -121,4 +129,10 @@ def build_translator(
     found = nvml_map()
     if found is not None:
         return GpuTranslator(found, source="NVML")
+    visible = from_visible_devices(environ.get(ENV_NVIDIA_VISIBLE_DEVICES))
+    if visible:
+        return GpuTranslator(
+            {uuid: index for index, uuid in enumerate(visible)},
+            source=ENV_NVIDIA_VISIBLE_DEVICES,
+        )
     return GpuTranslator({}, source="none (no NVML)")

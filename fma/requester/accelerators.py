@@ -7,14 +7,10 @@ Sources, in order: a mock given on the command line (tests, clusters with fake G
 cannot be named.
 """
 
-import re
 from collections.abc import Callable, Mapping
-from typing import Final
 
 from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
-from fma.gpu.discovery import GPU_COUNT_MAX, naive_map, nvml_map
-
-_UUID_RE: Final = re.compile(r"(GPU|MIG)-[A-Za-z0-9][A-Za-z0-9_.:/-]{0,120}")
+from fma.gpu.discovery import GPU_COUNT_MAX, UUID_RE, from_visible_devices, naive_map, nvml_map
 
 
 def parse_mock(spec: str) -> list[str]:
@@ -24,22 +20,12 @@ def parse_mock(spec: str) -> list[str]:
     if text.isdigit():
         return list(naive_map(int(text)))
     uuids = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [uuid for uuid in uuids if not _UUID_RE.fullmatch(uuid)]
+    bad = [uuid for uuid in uuids if not UUID_RE.fullmatch(uuid)]
     if bad:
         raise ValueError(f"not GPU UUIDs: {', '.join(bad[:5])} (give a count or GPU-/MIG- ids)")
     if len(uuids) > GPU_COUNT_MAX or len(set(uuids)) != len(uuids):
         raise ValueError(f"give at most {GPU_COUNT_MAX} distinct GPU UUIDs")
     return uuids
-
-
-def from_visible_devices(value: str | None) -> list[str]:
-    """The UUIDs in an ``NVIDIA_VISIBLE_DEVICES`` value, or none (see the module doc)."""
-    if value is None:
-        return []
-    parts = [part.strip() for part in value.split(",") if part.strip()]
-    if not parts or not all(_UUID_RE.fullmatch(part) for part in parts):
-        return []
-    return parts[:GPU_COUNT_MAX]
 
 
 def discover(

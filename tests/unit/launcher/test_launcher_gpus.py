@@ -60,3 +60,18 @@ def test_the_mock_falls_back_to_the_naive_map_when_the_configmap_is_unreachable(
     environ = {"NODE_NAME": "node-1", "NAMESPACE": "fma"}
     translator = build_translator(mock_gpus=2, gpu_map_file=None, environ=environ)
     assert translator.uuids == ["GPU-0", "GPU-1"]
+
+
+def test_without_nvml_the_devices_the_runtime_exposes_are_numbered_in_their_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("fma.launcher.gpus.nvml_map", lambda: None)
+    environ = {"NVIDIA_VISIBLE_DEVICES": "GPU-node-3,GPU-node-1"}
+    translator = build_translator(mock_gpus=None, gpu_map_file=None, environ=environ)
+    assert translator.cuda_visible_devices(["GPU-node-1"]) == "1"
+    assert translator.source == "NVIDIA_VISIBLE_DEVICES"
+    for unnamed in ("all", "none", "0,1"):
+        blind = build_translator(
+            mock_gpus=None, gpu_map_file=None, environ={"NVIDIA_VISIBLE_DEVICES": unnamed}
+        )
+        assert blind.uuids == []

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fma.requester.accelerators import discover, from_visible_devices, parse_mock
+from fma.gpu.discovery import from_visible_devices
+from fma.requester.accelerators import discover, parse_mock
 
 
 def test_a_count_mocks_the_launchers_naive_gpus() -> None:
