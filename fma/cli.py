@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 import yaml
 
+from fma.adapters.k8s.cli import app as operator_app
 from fma.api.loading import InputError
 from fma.launcher.cli import app as launcher_app
 from fma.modelservice.cli import app as modelservice_app
@@ -33,6 +34,7 @@ sim_app = typer.Typer(
 app.add_typer(sim_app, name="sim")
 app.add_typer(launcher_app, name="launcher")
 app.add_typer(modelservice_app, name="modelservice")
+app.add_typer(operator_app, name="operator")
 app.add_typer(requester_app, name="requester")
 app.add_typer(testcluster_app, name="testcluster")
 

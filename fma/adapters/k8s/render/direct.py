@@ -247,7 +247,7 @@ def direct_server_spec(
     argv = [*(server.get("command") or []), *(server.get("args") or [])]
     who = f"{describe_pod(requester)}: {SERVER_CONTAINER_PATH}"
     try:
-        model = flag_value(argv, MODEL_FLAGS) or _served_model(argv) or server["image"]
+        model = flag_value(argv, MODEL_FLAGS) or served_model(argv) or server["image"]
         share = gpu_memory_utilization(argv)
     except ValueError as error:
         raise RenderError(f"{who}.args: {error}") from None
@@ -261,7 +261,7 @@ def direct_server_spec(
     )
 
 
-def _served_model(argv: Sequence[str]) -> str | None:
+def served_model(argv: Sequence[str]) -> str | None:
     if "serve" not in argv:
         return None
     index = list(argv).index("serve") + 1

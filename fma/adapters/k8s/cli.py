@@ -1,0 +1,159 @@
+"""The ``fma operator`` commands.
+
+Only typer is imported at module level: the root CLI imports this module at start, and the
+operator's own imports (Kopf, the Kubernetes client) belong to ``run`` alone.
+"""
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="The operator commands.", no_args_is_help=True)
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@app.callback()
+def operator() -> None:
+    """The operator: dual pods and the launcher population on a Kubernetes cluster."""
+
+
+def _default_namespace() -> str:
+    """The Pod's own namespace in a cluster, else the kubeconfig context's, else default."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and SERVICE_ACCOUNT_NAMESPACE.is_file():
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    try:
+        from fma.adapters.k8s.kube import kubeconfig_namespace
+
+        return kubeconfig_namespace() or "default"
+    except Exception:  # no kubeconfig: the connection will say so
+        return "default"
+
+
+def _bytes(text: str, option: str) -> int:
+    from fma.api.quantity import quantity_bytes
+
+    try:
+        return quantity_bytes(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+@app.command()
+def run(
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            help="The namespace whose requesters, providers and configuration it serves "
+            "(default: the Pod's own, else the kubeconfig context's)."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Nodes reconciled at once.")] = 2,
+    health_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, help="Port of /healthz and /readyz (0: no health endpoint)."
+        ),
+    ] = 8081,
+    leader_elect: Annotated[
+        bool,
+        typer.Option(help="Act only while holding the Lease, so that replicas never act at once."),
+    ] = True,
+    lease_name: Annotated[str, typer.Option(help="Name of the Lease.")] = "fma-controller",
+    identity: Annotated[
+        str | None, typer.Option(help="This replica's name in the Lease (default: host name).")
+    ] = None,
+    proxy_all: Annotated[
+        bool,
+        typer.Option(
+            help="Configure every requester's TCP proxy, not only those with the "
+            "dual-pods.llm-d.ai/proxy-port annotation."
+        ),
+    ] = False,
+    gpu_memory: Annotated[
+        str,
+        typer.Option(
+            help="One GPU's memory where a node has no nvidia.com/gpu.memory label (a quantity)."
+        ),
+    ] = "80Gi",
+    ready_timeout_s: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Seconds an engine or launcher may take to become ready before it is "
+            "abandoned and the requester placed again.",
+        ),
+    ] = 600.0,
+    eviction: Annotated[
+        str, typer.Option(help="Which sleeper goes first: lru, oldest or cost.")
+    ] = "lru",
+    sleeping_per_gpu_max: Annotated[
+        str | None,
+        typer.Option(
+            help="Host memory the sleepers of one GPU may hold (a quantity; default: "
+            "host memory alone bounds them)."
+        ),
+    ] = None,
+    launchers_per_node_max: Annotated[
+        int | None,
+        typer.Option(min=1, help="Launchers one node may hold (default: two per GPU)."),
+    ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="Append the event trace (events.jsonl) to this file."),
+    ] = None,
+    batch_window_s: Annotated[
+        float,
+        typer.Option(min=0.0, max=5.0, help="Kopf's batching of one object's events, seconds."),
+    ] = 0.01,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the operator until SIGTERM: in-cluster configuration, else $KUBECONFIG."""
+    import asyncio
+    import logging
+
+    from fma.adapters.k8s.leader import LeaseSettings
+    from fma.adapters.k8s.operator import OperatorOptions, run_operator
+    from fma.core.policy import Policy
+    from fma.core.sleepers import EVICTION_POLICIES
+
+    if eviction not in EVICTION_POLICIES:
+        raise typer.BadParameter(
+            f"choose one of {', '.join(EVICTION_POLICIES)}", param_hint="--eviction"
+        )
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter("choose debug, info, warning or error", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(max(level, logging.WARNING))
+    policy = Policy(
+        eviction=eviction,
+        ready_timeout_s=ready_timeout_s,
+        sleeping_bytes_per_gpu_max=(
+            _bytes(sleeping_per_gpu_max, "--sleeping-per-gpu-max")
+            if sleeping_per_gpu_max is not None
+            else None
+        ),
+        launchers_per_node_max=launchers_per_node_max,
+    )
+    options = OperatorOptions(
+        namespace=namespace or _default_namespace(),
+        policy=policy,
+        workers=workers,
+        leader_election=leader_elect,
+        lease=LeaseSettings(name=lease_name),
+        identity=identity or "",
+        health_port=health_port or None,
+        proxy_all=proxy_all,
+        gpu_memory_bytes_default=_bytes(gpu_memory, "--gpu-memory"),
+        trace=trace,
+        batch_window_s=batch_window_s,
+    )
+    try:
+        code = asyncio.run(run_operator(options))
+    except Exception as error:  # a connection that cannot be made: one line, not a traceback
+        typer.echo(f"fma operator run: {error}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)

@@ -1,0 +1,41 @@
+"""The operator's event trace: ``events.jsonl`` as the simulator writes it (``docs/events.md``).
+
+With ``fma operator run --trace FILE`` every decision applied and every change observed is
+appended as one JSON line, ``t`` in Unix seconds, so the invariant checkers, ``fma sim
+calibrate`` and the reports judge a live run exactly as a simulated one. Without a file,
+recording costs nothing.
+"""
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+class OperatorTrace:
+    """Appends events to a file (line-buffered, so a crash loses nothing already recorded)."""
+
+    def __init__(self, path: Path | None, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._out: IO[str] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = path.open("a", encoding="utf-8", buffering=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self._out is not None
+
+    def record(self, kind: str, **ids: Any) -> None:
+        if self._out is None:
+            return
+        line = json.dumps({"t": round(self._clock(), 6), "kind": kind, **ids}, default=str)
+        with self._lock:
+            self._out.write(line + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
