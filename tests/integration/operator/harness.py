@@ -1,0 +1,441 @@
+"""FMA on the real control plane: the operator as a process, and the objects a test makes.
+
+:class:`World` is one test's namespace: it creates LauncherConfigs, InferenceServerConfigs,
+population policies and ReplicaSets of requesters whose containers the pod runner really
+runs (the project's image: launchers with the stub engine, requesters), and reads back what
+the operator made of them. :class:`OperatorProcess` runs ``fma operator run`` against it, as a
+user would, writing its event trace to a file the test can judge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from fma.api.constants import (
+    ANN_ACCELERATORS,
+    ANN_INFERENCE_SERVER_CONFIG,
+    ANN_REQUESTER,
+    ANN_SERVER_PATCH,
+    CONFIGMAP_GPU_MAP,
+    GROUP,
+    LABEL_COMPONENT,
+    LABEL_DUAL,
+    LABEL_HOSTNAME,
+    LABEL_LAUNCHER_CONFIG_NAME,
+    RESOURCE_GPU,
+    VERSION,
+)
+from fma.testcluster.state import LocalCluster
+from fma.testcluster.wait import wait_until
+
+IMAGE = "ghcr.io/llm-d-fma/fma:test"
+TIMEOUT = 60.0
+STUB = ["--stub-start-s", "0.5", "--stub-sleep-s", "0.2", "--stub-wake-s", "0.2"]
+"""Stub engine latencies: short, but long enough that a wake or a sleep is seen in flight."""
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def plural(kind: str) -> str:
+    return {
+        "InferenceServerConfig": "inferenceserverconfigs",
+        "LauncherConfig": "launcherconfigs",
+        "LauncherPopulationPolicy": "launcherpopulationpolicies",
+    }[kind]
+
+
+class OperatorProcess:
+    """``fma operator run`` in a namespace, with its trace and log in ``out_dir``."""
+
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        namespace: str,
+        out_dir: Path,
+        *extra: str,
+        name: str = "operator",
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.trace = out_dir / f"{name}-events.jsonl"
+        self.log = out_dir / f"{name}.log"
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        argv = [
+            sys.executable,
+            "-m",
+            "fma",
+            "operator",
+            "run",
+            "--namespace",
+            self.namespace,
+            "--health-port",
+            "0",
+            "--trace",
+            str(self.trace),
+            *self.extra,
+        ]
+        if "--leader-elect" not in self.extra:
+            argv.append("--no-leader-elect")
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def stop(self, *, kill: bool = False, timeout: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def restart(self, *, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def events(self) -> list[Obj]:
+        if not self.trace.exists():
+            return []
+        lines = self.trace.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class World:
+    """One test's namespace on the shared cluster."""
+
+    cluster: LocalCluster
+    api: Any
+    namespace: str
+    out_dir: Path
+    operators: list[OperatorProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.http = httpx.Client(trust_env=False, timeout=5)
+
+    # --- the operator ----------------------------------------------------------------------------
+
+    def operator(self, *extra: str, name: str = "operator", start: bool = True) -> OperatorProcess:
+        process = OperatorProcess(self.cluster, self.namespace, self.out_dir, *extra, name=name)
+        self.operators.append(process)
+        if start:
+            process.start()
+        return process
+
+    def close(self) -> None:
+        """Stop the operators, then let go of the Pods their finalizers hold (nobody else
+        would remove them once the operator is gone)."""
+        for process in self.operators:
+            process.stop()
+        self.http.close()
+        for pod in self.pods():
+            if pod["metadata"].get("finalizers"):
+                try:
+                    self.core.patch_namespaced_pod(
+                        pod["metadata"]["name"], self.namespace, {"metadata": {"finalizers": None}}
+                    )
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
+
+    # --- configuration objects ---------------------------------------------------------------
+
+    def create_custom(self, kind: str, name: str, spec: Obj) -> Obj:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        created: Obj = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural(kind), body
+        )
+        return created
+
+    def get_custom(self, kind: str, name: str) -> Obj:
+        got: Obj = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural(kind), name
+        )
+        return got
+
+    def patch_custom(self, kind: str, name: str, patch: Obj) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural(kind), name, patch
+        )
+
+    def delete_custom(self, kind: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural(kind), name
+        )
+
+    def launcher_config(
+        self,
+        name: str,
+        *,
+        max_instances: int = 2,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> Obj:
+        """A LauncherConfig whose launchers run ``fma launcher serve --engine stub``, with
+        quick probes (the template's own are kept)."""
+        container = {
+            "name": "inference-server",
+            "image": IMAGE,
+            "args": ["launcher", "serve", "--engine", "stub"],
+            "readinessProbe": {
+                "httpGet": {"path": "/v2/vllm/instances", "port": 8001},
+                "periodSeconds": 1,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/health", "port": 8001},
+                "periodSeconds": 5,
+                "failureThreshold": 3,
+            },
+        }
+        template: Obj = {"spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}}
+        if labels or annotations:
+            template["metadata"] = {"labels": labels or {}, "annotations": annotations or {}}
+        return self.create_custom(
+            "LauncherConfig", name, {"maxInstances": max_instances, "podTemplate": template}
+        )
+
+    def isc(
+        self,
+        name: str,
+        *,
+        lc: str = "lc1",
+        port: int = 8005,
+        model: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        options: str = "",
+    ) -> Obj:
+        config: Obj = {
+            "port": port,
+            "options": " ".join(["--model", model or name, *STUB, options]).strip(),
+        }
+        if labels:
+            config["labels"] = labels
+        if annotations:
+            config["annotations"] = annotations
+        return self.create_custom(
+            "InferenceServerConfig",
+            name,
+            {"launcherConfigName": lc, "modelServerConfig": config},
+        )
+
+    def population(self, name: str, lc: str, count: int, selector: Obj | None = None) -> Obj:
+        return self.create_custom(
+            "LauncherPopulationPolicy",
+            name,
+            {
+                "enhancedNodeSelector": {"labelSelector": selector or {}},
+                "countForLauncher": [{"launcherConfigName": lc, "launcherCount": count}],
+            },
+        )
+
+    # --- requesters ------------------------------------------------------------------------------
+
+    def requester_template(
+        self,
+        app: str,
+        *,
+        isc: str | None = None,
+        server_patch: str | None = None,
+        gpus: int = 1,
+        node: str | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> Obj:
+        marks: dict[str, str] = dict(annotations or {})
+        if isc is not None:
+            marks[ANN_INFERENCE_SERVER_CONFIG] = isc
+        if server_patch is not None:
+            marks[ANN_SERVER_PATCH] = server_patch
+        spec: Obj = {
+            "terminationGracePeriodSeconds": 5,
+            "containers": [
+                {
+                    "name": "inference-server",
+                    "image": IMAGE,
+                    "args": ["requester", "serve"],
+                    "resources": {"limits": {RESOURCE_GPU: str(gpus)}},
+                    "readinessProbe": {
+                        "httpGet": {"path": "/ready", "port": 8080},
+                        "periodSeconds": 1,
+                    },
+                }
+            ],
+        }
+        if node is not None:
+            spec["nodeSelector"] = {LABEL_HOSTNAME: node}
+        return {"metadata": {"labels": {"app": app}, "annotations": marks}, "spec": spec}
+
+    def replicaset(self, name: str, replicas: int = 1, **template: Any) -> None:
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": self.requester_template(name, **template),
+            },
+        }
+        self.apps.create_namespaced_replica_set(self.namespace, body)
+
+    def scale(self, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_replica_set(
+            name, self.namespace, {"spec": {"replicas": replicas}}
+        )
+
+    def switch(self, name: str, isc: str) -> None:
+        """Point a ReplicaSet's future requesters at another ISC."""
+        patch = {
+            "spec": {"template": {"metadata": {"annotations": {ANN_INFERENCE_SERVER_CONFIG: isc}}}}
+        }
+        self.apps.patch_namespaced_replica_set(name, self.namespace, patch)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def pods(self, selector: str = "") -> list[Obj]:
+        listed = self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+        return [self.api.sanitize_for_serialization(p) for p in listed.items]
+
+    def pod(self, name: str) -> Obj | None:
+        try:
+            return self.api.sanitize_for_serialization(
+                self.core.read_namespaced_pod(name, self.namespace)
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def requesters(self, rs: str) -> list[Obj]:
+        """The live requesters of ReplicaSet ``rs`` (not being deleted)."""
+        return [p for p in self.pods(f"app={rs}") if not p["metadata"].get("deletionTimestamp")]
+
+    def launchers(self, node: str | None = None) -> list[Obj]:
+        found = self.pods(f"{LABEL_COMPONENT}=launcher")
+        return [p for p in found if node is None or pod_node(p) == node]
+
+    def provider_of(self, requester: Obj) -> Obj | None:
+        uid = requester["metadata"]["uid"]
+        for pod in self.pods():
+            record = (pod["metadata"].get("annotations") or {}).get(ANN_REQUESTER, "")
+            if record.split(" ")[0] == uid:
+                return pod
+        return None
+
+    def instances(self, launcher: Obj) -> list[Obj]:
+        """The launcher's instances, asked at its Pod IP as the operator does."""
+        ip = launcher["status"]["podIP"]
+        listed = self.http.get(f"http://{ip}:8001/v2/vllm/instances").json()
+        return list(listed["instances"])
+
+    # --- waiting ---------------------------------------------------------------------------------
+
+    def wait(self, probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
+        for process in self.operators:
+            if process.proc is not None and process.proc.poll() not in (None, 0, -15):
+                raise AssertionError(f"the operator exited: {process.log_text()[-3000:]}")
+        return wait_until(probe, timeout=timeout, what=what, interval=0.2, max_interval=0.5)
+
+    def served(self, rs: str, timeout: float = TIMEOUT) -> tuple[Obj, Obj]:
+        """Wait until ReplicaSet ``rs`` has exactly one requester, Ready, bound both ways
+        (``dual`` labels): (requester, provider)."""
+
+        def pair() -> tuple[Obj, Obj] | None:
+            live = self.requesters(rs)
+            if len(live) != 1 or not is_ready(live[0]):
+                return None
+            requester = live[0]
+            provider = self.provider_of(requester)
+            if provider is None:
+                return None
+            if labels(requester).get(LABEL_DUAL) != provider["metadata"]["name"]:
+                return None
+            if labels(provider).get(LABEL_DUAL) != requester["metadata"]["name"]:
+                return None
+            return requester, provider
+
+        return self.wait(pair, f"ReplicaSet {rs} to be served", timeout)
+
+    def gone(self, rs: str, timeout: float = TIMEOUT) -> None:
+        self.wait(lambda: not self.pods(f"app={rs}"), f"the requesters of {rs} to go", timeout)
+
+
+# --- reading Pods ---------------------------------------------------------------------------------
+
+
+def labels(pod: Obj) -> dict[str, str]:
+    return dict(pod["metadata"].get("labels") or {})
+
+
+def annotations(pod: Obj) -> dict[str, str]:
+    return dict(pod["metadata"].get("annotations") or {})
+
+
+def pod_node(pod: Obj) -> str | None:
+    spec = pod.get("spec") or {}
+    return spec.get("nodeName") or (spec.get("nodeSelector") or {}).get(LABEL_HOSTNAME)
+
+
+def is_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def gpus_of(requester: Obj) -> list[str]:
+    return [g for g in annotations(requester).get(ANN_ACCELERATORS, "").split(",") if g]
+
+
+def launcher_config_of(pod: Obj) -> str | None:
+    return labels(pod).get(LABEL_LAUNCHER_CONFIG_NAME)
+
+
+def copy_gpu_map(core: Any, source_namespace: str, namespace: str) -> None:
+    source = core.read_namespaced_config_map(CONFIGMAP_GPU_MAP, source_namespace)
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": CONFIGMAP_GPU_MAP}, "data": dict(source.data or {})}
+    )
+
+
+def poll(seconds: float) -> Iterator[None]:
+    """Yield until ``seconds`` have passed (for asserting that something does *not* happen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        yield
+        time.sleep(0.2)
