@@ -66,6 +66,7 @@ soak: install
 
 crds: install
 	$(BIN)/fma crds --out-dir crds
+	$(BIN)/fma policies > deploy/admission-policies.yaml
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -65,6 +65,20 @@ def crds(
         typer.echo(f"wrote {target}", err=True)
 
 
+@app.command()
+def policies(
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="Bind the policies to this namespace only (default: every one)."),
+    ] = None,
+) -> None:
+    """Print the ValidatingAdmissionPolicies that keep FMA's records on Pods to its
+    controllers (deploy/admission-policies.yaml holds them for every namespace)."""
+    from fma.api.policygen import policy_manifests
+
+    typer.echo(yaml.safe_dump_all(policy_manifests(namespace), sort_keys=False), nl=False)
+
+
 @sim_app.command("run")
 def sim_run(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML, version 1).")],

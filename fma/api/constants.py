@@ -67,6 +67,27 @@ ANN_WEIGHTS_SIZE: Final = _DP + "weights-size"
 InferenceServerConfig's ``weightsSize`` says it on the launcher path."""
 
 RESERVED_KEY_PREFIXES: Final = (_DP, "kubernetes.io/", "k8s.io/")
+
+# --- What the admission policies protect ---------------------------------------------------------
+PROTECTED_ANNOTATIONS: Final = (
+    ANN_REQUESTER,
+    ANN_STATUS,
+    ANN_INSTANCE_ID,
+    ANN_SERVER_PORT,
+    ANN_VLLM_CONFIG,
+    ANN_ISC_ROUTING_METADATA,
+    ANN_ACTUATION_PATH,
+    ANN_BOUND_AT,
+    ANN_INSTANCES_LAST_USED,
+    ANN_SLEEP_REFUSED,
+    ANN_ACTUATED,
+)
+"""Annotations only FMA's controllers may change on any Pod: upstream's binding and bookkeeping
+records, and the controller memory a restarted operator decides from."""
+PROTECTED_LABELS: Final = (LABEL_DUAL, LABEL_LAUNCHER_CONFIG_NAME)
+CONTROLLER_USER_PATTERN: Final = r"^system:serviceaccount:[^:]+:[^:]+-fma-controllers$"
+"""Who is exempt: the ServiceAccounts of FMA's controllers, named ``<anything>-fma-controllers``
+in any namespace (upstream's rule)."""
 """ISC routing labels and annotations may not use these prefixes."""
 
 # --- Kubernetes names FMA reads ----------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 Two ValidatingAdmissionPolicies protect FMA's records from everyone but its controllers:
 
-- ``fma-immutable-fields`` (every Pod): the binding and bookkeeping annotations and the
-  ``dual`` / ``launcher-config-name`` labels may not change;
+- ``fma-immutable-fields`` (every Pod): the binding and bookkeeping annotations, the
+  controller's memory and the ``dual`` / ``launcher-config-name`` labels may not change;
 - ``fma-bound-serverreqpod`` (a requester that was bound to a launcher): its
   ``inference-server-config`` annotation and ``dual`` label may not change.
 
 FMA's controllers — ServiceAccounts named ``<anything>-fma-controllers`` — are exempt. The
-chart renders the same rules as CEL; this function is what tests and the simulator check.
+same rules are rendered as CEL by :mod:`fma.api.policygen` (what the cluster enforces); this
+function is what unit tests and the simulator check, and the integration tests hold the
+two together.
 """
 
 import re
@@ -17,26 +19,13 @@ from dataclasses import dataclass, field
 
 from fma.api.constants import (
     ANN_INFERENCE_SERVER_CONFIG,
-    ANN_INSTANCE_ID,
-    ANN_ISC_ROUTING_METADATA,
-    ANN_REQUESTER,
-    ANN_SERVER_PORT,
-    ANN_STATUS,
-    ANN_VLLM_CONFIG,
+    CONTROLLER_USER_PATTERN,
     LABEL_DUAL,
-    LABEL_LAUNCHER_CONFIG_NAME,
+    PROTECTED_ANNOTATIONS,
+    PROTECTED_LABELS,
 )
 
-PROTECTED_ANNOTATIONS = (
-    ANN_REQUESTER,
-    ANN_STATUS,
-    ANN_INSTANCE_ID,
-    ANN_SERVER_PORT,
-    ANN_VLLM_CONFIG,
-    ANN_ISC_ROUTING_METADATA,
-)
-PROTECTED_LABELS = (LABEL_DUAL, LABEL_LAUNCHER_CONFIG_NAME)
-_CONTROLLER_USER = re.compile(r"^system:serviceaccount:[^:]+:[^:]+-fma-controllers$")
+_CONTROLLER_USER = re.compile(CONTROLLER_USER_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
