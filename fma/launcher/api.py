@@ -40,6 +40,8 @@ INSTANCES_PATH: Final = "/v2/vllm/instances"
 WATCH_PATH: Final = INSTANCES_PATH + "/watch"
 INSTANCE_PATH: Final = INSTANCES_PATH + "/{instance_id}"
 INSTANCE_LOG_PATH: Final = INSTANCE_PATH + "/log"
+METRICS_PATH: Final = "/metrics"
+"""Prometheus text: every instance by ``instance_id`` (:mod:`fma.launcher.metrics`)."""
 
 NDJSON_MEDIA_TYPE: Final = "application/x-ndjson"
 LOG_MEDIA_TYPE: Final = "application/octet-stream"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final
 from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 import fma
@@ -29,6 +30,7 @@ from fma.launcher.api import (
     INSTANCES_PATH,
     LOG_CHUNK_BYTES_MAX,
     LOG_MEDIA_TYPE,
+    METRICS_PATH,
     NDJSON_MEDIA_TYPE,
     REQUEST_BODY_BYTES_MAX,
     RESERVED_INSTANCE_IDS,
@@ -53,6 +55,7 @@ from fma.launcher.errors import (
     SpawnFailed,
     UnknownInstance,
 )
+from fma.launcher.metrics import LauncherMetrics
 from fma.launcher.service import LauncherService
 
 WATCH_TIMEOUT_S_MAX: Final = 86400.0
@@ -86,9 +89,11 @@ def create_app(
     *,
     engine_name: str,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    metrics: LauncherMetrics | None = None,
 ) -> FastAPI:
     """The launcher's ASGI app around ``service``; at shutdown it stops every instance,
-    then runs ``on_shutdown``."""
+    then runs ``on_shutdown``. ``metrics`` samples the instances for ``GET /metrics``
+    (default: ``service``'s, their engines and NVML)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +118,7 @@ def create_app(
     _add_service_routes(app, engine_name)
     _add_instance_routes(app, service)
     _add_log_route(app, service)
+    _add_metrics_route(app, metrics or LauncherMetrics(lambda: service.list_detail().instances))
     return app
 
 
@@ -134,6 +140,12 @@ def _add_service_routes(app: FastAPI, engine_name: str) -> None:
     @app.get(HEALTH_PATH)
     async def health() -> HealthResponse:
         return HealthResponse()
+
+
+def _add_metrics_route(app: FastAPI, metrics: LauncherMetrics) -> None:
+    @app.get(METRICS_PATH, response_class=Response)
+    async def scrape() -> Response:
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _add_instance_routes(app: FastAPI, service: LauncherService) -> None:
