@@ -11,7 +11,10 @@ next reconcile sees it before its watch event. A write the API server rejects as
 (400, 422, or another 4xx but 404, 409, 410 and 429) is also told to the user: a Warning Event
 ``Rejected`` on the Pod (on the requester, or the LauncherConfig, when the Pod could not be
 created), with the server's message; a Pod that cannot even be rendered gets ``RenderFailed``
-there. Every
+there; any other ``INVALID`` outcome nobody told yet (a launcher that refused an
+instance's options, say) is a Warning Event ``Invalid`` on the requester it concerns (else the
+provider or the configuration object). A requester's first ready relay is a Normal Event
+``Actuated`` with its path and latency. Every
 provider update also carries what :class:`~fma.adapters.k8s.engines.EngineBook` learnt since
 the last one: each instance's last use (``instances-last-used``) and refused sleeps
 (``sleep-refused``), merged with what the Pod had.
@@ -152,6 +155,10 @@ REASON_REJECTED: Final = "Rejected"
 REASON_RENDER_FAILED: Final = "RenderFailed"
 """A Warning Event: a Pod to create could not be rendered."""
 REASON_SLEEP_REFUSED: Final = "SleepRefused"
+REASON_INVALID: Final = "Invalid"
+"""A Warning Event: an action failed as invalid and nothing else told the user."""
+REASON_ACTUATED: Final = "Actuated"
+"""A Normal Event: a requester's first ready relay, with its path and latency."""
 EVENT_MESSAGE_CHARS_MAX: Final = 1024
 MEMORY_ENTRIES_MAX: Final = 4096
 """Bound of each in-memory table (configured proxies, actuations awaiting their relay); the
@@ -302,6 +309,7 @@ class _Actuation:
     path: ActuationPath
     started_s: float | None
     model: str | None
+    isc: str | None
 
 
 class _Engine(Protocol):
@@ -372,6 +380,8 @@ class K8sExecutor:
         self._actuations: _Bounded = _Bounded()
         """Requester UID -> the actuation recorded on it whose ready relay has not succeeded."""
         self._event_seq = 0
+        self._told = 0
+        """Events the executor told itself (so that an invalid outcome is told once)."""
 
     # --- the plan ------------------------------------------------------------------------------
 
@@ -401,6 +411,7 @@ class K8sExecutor:
         await self.calls.aclose()
 
     async def _apply_one(self, context: _Context, action: Action) -> Outcome:
+        told = self._told
         try:
             kind, error = await self._dispatch(context, action)
         except CallError as failure:
@@ -412,6 +423,9 @@ class K8sExecutor:
             kind, error = OutcomeKind.UNKNOWN, f"{type(failure).__name__}: {failure}"
         if kind is not OutcomeKind.OK:
             log.info("action %s: %s: %s", type(action).__name__, kind.value, error)
+        # Best-effort: another plan's Event told meanwhile (two workers) may hide this one.
+        if kind is OutcomeKind.INVALID and told == self._told and not isinstance(action, EmitEvent):
+            await self._tell_invalid(context, action, error)
         return Outcome(action, kind, error)
 
     async def _dispatch(self, context: _Context, action: Action) -> Result:
@@ -594,10 +608,14 @@ class K8sExecutor:
             field_manager=self.field_manager,
         )
 
-    async def _tell(self, subject: _Subject, reason: str, message: str) -> None:
-        """A Warning Event the executor itself decided (best-effort: logged when it fails)."""
+    async def _tell(
+        self, subject: _Subject, reason: str, message: str, *, warning: bool = True
+    ) -> None:
+        """An Event the executor itself decided, a Warning unless said otherwise (best-effort:
+        logged when it fails)."""
+        self._told += 1
         try:
-            await self._event(subject.obj, reason, message, warning=True)
+            await self._event(subject.obj, reason, message, warning=warning)
         except CallError as failure:
             log.warning("Event %s not created: %s", reason, failure.message)
             return
@@ -607,8 +625,29 @@ class K8sExecutor:
             key=subject.key,
             reason=reason,
             message=message,
-            warning=True,
+            warning=warning,
         )
+
+    async def _tell_invalid(self, context: _Context, action: Action, error: str | None) -> None:
+        """``Invalid`` on whom an invalid action concerns: its requester (or the requester
+        bound to its provider), else its provider, else its configuration object."""
+        requester_uid = getattr(action, "requester_uid", None)
+        provider_name = getattr(action, "provider", None)
+        provider = _provider(context.snapshot, provider_name) if provider_name else None
+        if requester_uid is None and provider is not None:
+            requester_uid = provider.bound_requester_uid
+        if requester_uid is not None:
+            kind, key = SubjectKind.REQUESTER, requester_uid
+        elif provider_name is not None:
+            kind, key = SubjectKind.PROVIDER, provider_name
+        elif isinstance(action, SetConfigStatus):
+            kind, key = SubjectKind.CONFIG, f"{action.kind.value}/{action.name}"
+        else:
+            return
+        obj = self._subject(context, kind, key)
+        if obj is not None:
+            message = f"{type(action).__name__} failed: {error}"
+            await self._tell(_Subject(kind, key, obj), REASON_INVALID, message)
 
     async def _tell_rejected(self, subject: _Subject, what: str, message: str) -> None:
         await self._tell(subject, REASON_REJECTED, f"the API server rejected {what}: {message}")
@@ -1269,13 +1308,18 @@ class K8sExecutor:
         if isinstance(pending, _Actuation):
             now_s = self.clock()
             started_s = pending.started_s if pending.started_s is not None else now_s
+            latency_s = round(now_s - started_s, 6)
             self.trace.record(
                 "actuation",
                 requester=action.requester_uid,
                 path=pending.path.value,
-                latency_s=round(now_s - started_s, 6),
+                latency_s=latency_s,
                 model=pending.model,
+                isc=pending.isc,
             )
+            subject = _Subject(SubjectKind.REQUESTER, action.requester_uid, pod)
+            message = f"ready {latency_s:.2f} s after its container started ({pending.path.value})"
+            await self._tell(subject, REASON_ACTUATED, message, warning=False)
         return _OK
 
     async def _configure_proxy(
@@ -1317,6 +1361,7 @@ class K8sExecutor:
             path,
             requester.started_s if requester is not None else None,
             self._model(context, requester),
+            requester.isc_name if requester is not None else None,
         )
 
     @staticmethod

@@ -2,22 +2,30 @@
 
 With ``fma operator run --trace FILE`` every decision applied and every change observed is
 appended as one JSON line, ``t`` in Unix seconds, so the invariant checkers, ``fma sim
-calibrate`` and the reports judge a live run exactly as a simulated one. Without a file,
-recording costs nothing.
+calibrate`` and the reports judge a live run exactly as a simulated one. Listeners (the
+operator's metrics) get every record too. Without a file or a listener, recording costs
+nothing.
 """
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 
 class OperatorTrace:
-    """Appends events to a file (line-buffered, so a crash loses nothing already recorded)."""
+    """Appends events to a file (line-buffered, so a crash loses nothing already recorded)
+    and hands each to ``listeners`` as ``(kind, ids)``."""
 
-    def __init__(self, path: Path | None, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        clock: Callable[[], float],
+        listeners: tuple[Callable[[str, Mapping[str, Any]], None], ...] = (),
+    ) -> None:
         self._clock = clock
+        self._listeners = listeners
         self._lock = threading.Lock()
         self._out: IO[str] | None = None
         if path is not None:
@@ -29,6 +37,8 @@ class OperatorTrace:
         return self._out is not None
 
     def record(self, kind: str, **ids: Any) -> None:
+        for listener in self._listeners:
+            listener(kind, ids)
         if self._out is None:
             return
         line = json.dumps({"t": round(self._clock(), 6), "kind": kind, **ids}, default=str)

@@ -883,6 +883,35 @@ def test_create_instance_failures(world: World, answer: Any, kind: OutcomeKind) 
     assert world.engines.note(LAUNCHER, "i-1") is None
 
 
+def test_options_a_launcher_refuses_are_told_once_on_the_bound_requester(world: World) -> None:
+    world.add_pod(requester_pod())
+    world.network.answers[("PUT", "/v2/vllm/instances/i-1")] = httpx.Response(
+        422, json={"detail": "unrecognized arguments: --no-such-flag"}
+    )
+    snap = snapshot(requesters=(requester(),), providers=(launcher(bound=True),))
+    outcomes = world.apply(snap, CreateInstance(LAUNCHER, "i-1", SPEC, GPUS))
+    assert kinds(outcomes) == [OutcomeKind.INVALID]
+    (event,) = world.api.events
+    assert (event["reason"], event["type"]) == ("Invalid", "Warning")
+    assert event["involvedObject"]["uid"] == REQ_UID
+    assert event["message"].startswith("CreateInstance failed: ")
+    assert "--no-such-flag" in event["message"]
+
+
+def test_an_invalid_action_of_an_unbound_provider_is_told_on_the_provider(world: World) -> None:
+    world.add_pod(launcher_pod())
+    world.network.answers[("PUT", "/v2/vllm/instances/i-1")] = httpx.Response(
+        422, json={"detail": "unknown GPU UUID(s) GPU-a"}
+    )
+    outcomes = world.apply(
+        snapshot(providers=(launcher(),)), CreateInstance(LAUNCHER, "i-1", SPEC, GPUS)
+    )
+    assert kinds(outcomes) == [OutcomeKind.INVALID]
+    (event,) = world.api.events
+    assert event["involvedObject"]["uid"] == LAUNCHER_UID
+    assert event["reason"] == "Invalid"
+
+
 def test_create_instance_on_a_launcher_not_ready_is_transient_without_a_call(world: World) -> None:
     action = CreateInstance(LAUNCHER, "i-1", SPEC, GPUS)
     not_ready = launcher(bound=True, ready=False)
@@ -1260,7 +1289,7 @@ def test_the_first_ready_relay_records_the_actuation(world: World) -> None:
             "annotations": {ANN_ACTUATED: f"hot {T0_TEXT}"},
         }
     }
-    assert [r["kind"] for r in world.trace()] == ["ready", "actuation"]
+    assert [r["kind"] for r in world.trace()] == ["ready", "actuation", "k8s_event"]
     assert world.trace("actuation")[0] | {"t": 0} == {
         "t": 0,
         "kind": "actuation",
@@ -1268,7 +1297,18 @@ def test_the_first_ready_relay_records_the_actuation(world: World) -> None:
         "path": "hot",
         "latency_s": 10.0,
         "model": SPEC.model,
+        "isc": "isc-a",
     }
+    (event,) = world.api.events
+    assert (event["reason"], event["type"]) == ("Actuated", "Normal")
+    assert event["involvedObject"]["uid"] == REQ_UID
+    assert event["message"] == "ready 10.00 s after its container started (hot)"
+
+
+def test_a_later_ready_relay_tells_no_actuation(world: World) -> None:
+    world.add_pod(requester_pod())
+    world.apply(bound_snapshot(actuated=True), RelayReadiness(REQ_UID, True))
+    assert world.api.events == []
 
 
 def test_an_actuation_whose_relay_failed_is_traced_at_the_next_relay(world: World) -> None:
