@@ -251,6 +251,11 @@ class FMALauncherConfig(_Wire):
 
     name: str | None = Field(None, description="Use this existing LauncherConfig; render none.")
     image: NonEmptyStr = FMA_IMAGE
+    engine: Literal["vllm", "stub"] = Field(
+        "vllm",
+        description="What the launcher's instances run: vLLM, or FMA's stub engine (no GPUs, "
+        "for trying FMA mode out).",
+    )
     max_instances: PositiveInt32 = Field(
         2, alias="maxInstances", description="Instances per launcher, awake and sleeping."
     )

@@ -164,7 +164,16 @@ def _launcher_config(
     launcher: Obj = {
         "name": CONTAINER_INFERENCE_SERVER,
         "image": spec.launcher_config.image,
-        "args": ["launcher", "serve", "--host", "0.0.0.0", "--port", str(LAUNCHER_PORT)],  # noqa: S104
+        "args": [
+            "launcher",
+            "serve",
+            "--host",
+            "0.0.0.0",  # noqa: S104 (the controller calls the launcher at its Pod IP)
+            "--port",
+            str(LAUNCHER_PORT),
+            "--engine",
+            spec.launcher_config.engine,
+        ],
         "ports": [{"name": "launcher", "containerPort": LAUNCHER_PORT, "protocol": "TCP"}],
     }
     if server.env_from_pod:

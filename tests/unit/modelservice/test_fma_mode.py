@@ -162,7 +162,11 @@ def test_the_launcher_config_runs_the_launcher_with_the_model_containers_needs()
     spec = lc["spec"]["podTemplate"]["spec"]
     (launcher,) = spec["containers"]
     assert launcher["name"] == "inference-server"
-    assert launcher["args"] == ["launcher", "serve", "--host", "0.0.0.0", "--port", "8001"]
+    assert launcher["args"] == [
+        "launcher",
+        "serve",
+        *("--host", "0.0.0.0", "--port", "8001", "--engine", "vllm"),
+    ]
     assert launcher["env"] == [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     ]
@@ -170,6 +174,14 @@ def test_the_launcher_config_runs_the_launcher_with_the_model_containers_needs()
     assert launcher["resources"] == {"requests": {"cpu": "8", "memory": "16Gi"}}  # no GPUs
     assert spec["volumes"] == [{"name": "model-storage", "emptyDir": {}}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+
+
+def test_the_launchers_can_run_the_stub_engine() -> None:
+    lc = find(_render({"launcherConfig": {"engine": "stub"}}), "LauncherConfig")
+    args = lc["spec"]["podTemplate"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--engine") + 1] == "stub"
+    with pytest.raises(ValidationError, match="engine"):
+        _render({"launcherConfig": {"engine": "tgi"}})
 
 
 def test_tensor_parallelism_sizes_the_requesters_and_the_options() -> None:
