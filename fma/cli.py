@@ -13,6 +13,7 @@ import yaml
 
 from fma.adapters.k8s.cli import app as operator_app
 from fma.api.loading import InputError
+from fma.bench.actuation.cli import app as bench_app
 from fma.launcher.cli import app as launcher_app
 from fma.modelservice.cli import app as modelservice_app
 from fma.progress import progress_bar as _progress
@@ -32,6 +33,7 @@ sim_app = typer.Typer(
     help="Simulate scenarios with the same decisions the operator makes.", no_args_is_help=True
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")
 app.add_typer(launcher_app, name="launcher")
 app.add_typer(modelservice_app, name="modelservice")
 app.add_typer(operator_app, name="operator")
