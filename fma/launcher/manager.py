@@ -126,8 +126,16 @@ class InstanceManager:
             raise UnknownInstance(instance_id) from None
 
     def instances(self) -> list[InstanceState]:
-        """Every instance, in creation order."""
+        """Every instance, the most recently activated (created, or woken: :meth:`activate`)
+        last."""
         return list(self._instances.values())
+
+    def activate(self, instance_id: str) -> None:
+        """The instance was just woken: list it last. Not a transition (no revision, no
+        event); an unknown id is ignored."""
+        state = self._instances.pop(instance_id, None)
+        if state is not None:
+            self._instances[instance_id] = state
 
     def snapshot(self) -> tuple[int, list[WatchEvent]]:
         """The current revision and a synthetic CREATED event for each existing instance."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from fma.api.constants import ENV_CUDA_VISIBLE_DEVICES
+from fma.launcher.activity import ActivityScanner
 from fma.launcher.api import (
     WATCH_BUFFER_EVENTS_MAX,
     InstanceIdList,
@@ -76,6 +77,7 @@ class LauncherService:
             on_change=self._wake_watchers,
         )
         self._processes: dict[str, _Running] = {}
+        self._activity = ActivityScanner()
         self._deletions: dict[str, asyncio.Task[InstanceState]] = {}
         self._watcher_count = 0
 
@@ -86,7 +88,8 @@ class LauncherService:
         return self._manager.get(instance_id)
 
     def list_detail(self) -> InstanceList:
-        """Every instance with its state."""
+        """Every instance with its state, the most recently created or woken last."""
+        self._notice_wakes()
         instances = self._manager.instances()
         running = sum(1 for s in instances if s.status is InstanceStatus.RUNNING)
         return InstanceList(
@@ -97,7 +100,8 @@ class LauncherService:
         )
 
     def list_ids(self) -> InstanceIdList:
-        """Every instance's id."""
+        """Every instance's id, the most recently created or woken last."""
+        self._notice_wakes()
         ids = [s.instance_id for s in self._manager.instances()]
         return InstanceIdList(revision=self._manager.revision, instance_ids=ids, count=len(ids))
 
@@ -200,6 +204,18 @@ class LauncherService:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _notice_wakes(self) -> None:
+        """List last the instances whose logs show a wake since the last look, in the order
+        of their wakes (:mod:`fma.launcher.activity`)."""
+        woken = []
+        for state in self._manager.instances():
+            path = self._settings.log_dir / f"{state.instance_id}.log"
+            stamp = self._activity.woke(state.instance_id, path)
+            if stamp is not None:
+                woken.append((stamp, state.instance_id))
+        for _, instance_id in sorted(woken):
+            self._manager.activate(instance_id)
+
     def _wake_watchers(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -217,6 +233,7 @@ class LauncherService:
             del self._processes[instance_id]
         with contextlib.suppress(OSError):
             (self._settings.log_dir / f"{instance_id}.log").unlink(missing_ok=True)
+        self._activity.forget(instance_id)
         state = self._manager.remove(instance_id)
         _LOG.info("instance %s deleted", instance_id)
         return state

@@ -4,9 +4,15 @@ Why it exists: sleep and wake are CUDA-only in vLLM, and a real engine takes ten
 seconds to start; the stub lets the launcher, the controller and their tests exercise the
 whole actuation cycle on any machine, in seconds.
 
-Endpoints (vLLM's shapes): ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``,
-``POST /sleep?level=N``, ``POST /wake_up``, ``GET /is_sleeping`` (``{"is_sleeping": bool}``).
-While asleep, or falling asleep, or waking, ``is_sleeping`` is true and inference gets 503.
+Endpoints (vLLM's shapes): ``GET /health``, ``GET /version``, ``GET /v1/models``,
+``POST /v1/completions``, ``POST /sleep?level=N``, ``POST /wake_up``, ``GET /is_sleeping``
+(``{"is_sleeping": bool}``). While asleep, or falling asleep, or waking, ``is_sleeping`` is
+true and inference gets 503.
+
+Its log (stdout) has vLLM's lines in vLLM's format (:mod:`fma.launcher.vllm_lines`), so that
+tools that read a vLLM log read the stub's alike: ``non-default args: {...}`` at start, and
+``It took X seconds to fall asleep.`` / ``It took X seconds to wake up ...`` at the end of each
+sleep and wake.
 
 Options: ``--model``, ``--port``, ``--host``, ``--served-model-name``, and the stub's own
 latencies ``--stub-start-s``, ``--stub-sleep-s``, ``--stub-wake-s`` (else the environment
@@ -24,7 +30,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -35,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fma.api.constants import STUB_ENGINE_PORT
 from fma.api.latency import STUB_SLEEP_S_DEFAULT, STUB_START_S_DEFAULT, STUB_WAKE_S_DEFAULT
 from fma.asgi.limits import BodySizeLimit
+from fma.launcher.vllm_lines import sleep_lines, start_line, wake_line
 
 ENV_STUB_START_S: Final = "FMA_STUB_START_S"
 ENV_STUB_SLEEP_S: Final = "FMA_STUB_SLEEP_S"
@@ -44,6 +51,13 @@ COMPLETION_TOKENS_MAX: Final = 4096
 PROMPT_CHARS_MAX: Final = 1_000_000
 REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024
 DEFAULT_MODEL: Final = "stub-model"
+STUB_VERSION: Final = "0.0.0+fma.stub"
+"""What ``GET /version`` answers (vLLM answers its own version)."""
+Log = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +168,12 @@ class CompletionRequest(BaseModel):
 
 
 class StubEngine:
-    """The stub's state: its sleep phase, serialised by one lock (vLLM sleeps one at a time)."""
+    """The stub's state: its sleep phase, serialised by one lock (vLLM sleeps one at a time).
+    ``log`` gets vLLM's sleep and wake lines."""
 
-    def __init__(self, args: StubArgs) -> None:
+    def __init__(self, args: StubArgs, log: Log = _print) -> None:
         self.args = args
+        self._log = log
         self.phase = Phase.AWAKE
         self.sleep_level: int | None = None
         self._transition = asyncio.Lock()
@@ -168,16 +184,21 @@ class StubEngine:
             if self.phase is Phase.ASLEEP:
                 return
             self.phase = Phase.FALLING_ASLEEP
+            started = time.perf_counter()
             await asyncio.sleep(self.args.latency.sleep_s)
             self.phase, self.sleep_level = Phase.ASLEEP, level
+            for line in sleep_lines(time.perf_counter() - started):
+                self._log(line)
 
     async def wake(self) -> None:
         async with self._transition:
             if self.phase is Phase.AWAKE:
                 return
             self.phase = Phase.WAKING
+            started = time.perf_counter()
             await asyncio.sleep(self.args.latency.wake_s)
             self.phase, self.sleep_level = Phase.AWAKE, None
+            self._log(wake_line(time.perf_counter() - started))
 
     def complete(self, request: CompletionRequest) -> dict[str, Any]:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
@@ -212,15 +233,29 @@ def _openai_error(status: int, message: str, kind: str) -> JSONResponse:
     )
 
 
-def create_app(args: StubArgs) -> FastAPI:
-    """The stub's ASGI app (no start delay: ``main`` waits before it serves)."""
-    engine = StubEngine(args)
+def non_default_args(args: StubArgs) -> dict[str, object]:
+    """The options as vLLM logs them at start (``port`` is what tools look for)."""
+    found: dict[str, object] = {"model": args.model, "port": args.port}
+    if args.served_model_names != (args.model,):
+        found["served_model_name"] = list(args.served_model_names)
+    found["enable_sleep_mode"] = True
+    return found
+
+
+def create_app(args: StubArgs, log: Log = _print) -> FastAPI:
+    """The stub's ASGI app (no start delay: ``main`` waits before it serves); ``log`` gets
+    vLLM's sleep and wake lines."""
+    engine = StubEngine(args, log)
     app = FastAPI(title="FMA stub engine")
     app.add_middleware(BodySizeLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
 
     @app.get("/health")
     async def health() -> Response:
         return Response(status_code=200)
+
+    @app.get("/version")
+    async def version() -> dict[str, str]:
+        return {"version": STUB_VERSION}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -266,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"wake {args.latency.wake_s} s",
         flush=True,
     )
+    _print(start_line(non_default_args(args)))
     # Like a real engine, nothing listens until start-up is over.
     time.sleep(args.latency.start_s)
     uvicorn.run(create_app(args), host=args.host, port=args.port, log_level="warning")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Final
 
-from fma.adapters.k8s.calls import log_fields, rfc3339
+from fma.adapters.k8s.calls import log_fields, rfc3339_nano
 from fma.adapters.k8s.views import parse_time, server_container
 
 LOG_MESSAGE: Final = "Actuation recorded"
@@ -79,7 +79,7 @@ class ActuationRecord:
     requester_name: str
     path: str
     provider: str
-    provider_kind: str
+    provider_kind: str | None
     instance: str | None
     node: str | None
     requester_created_t: float | None
@@ -94,8 +94,11 @@ class ActuationRecord:
     relay_t: float | None = None
 
     def trace_fields(self) -> dict[str, Any]:
-        """The record as ``actuation`` event fields."""
-        return asdict(self)
+        """The record as ``actuation`` event fields (but ``requester`` and ``path``, which the
+        event has anyway)."""
+        fields = asdict(self)
+        del fields["requester"], fields["path"]
+        return fields
 
     def log_line(self) -> str:
         """The ``Actuation recorded`` log line."""
@@ -136,7 +139,7 @@ def _log_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return rfc3339(value)
+        return rfc3339_nano(value)
     return str(value)
 
 
@@ -154,14 +157,15 @@ class ActuationBook:
         requester_uid: str,
         requester_pod: Mapping[str, Any],
         provider_pod: Mapping[str, Any],
-        provider_kind: str,
+        provider_kind: str | None,
         instance: str | None,
         path: str,
-        bound_s: float,
+        bound_at: str,
         provider_create_s: float | None = None,
     ) -> None:
-        """A requester was bound (again: the later binding wins). ``provider_create_s``: the
-        provider Pod was created for it, starting then."""
+        """A requester was bound (again: the later binding wins) at ``bound_at`` (the
+        ``bound-at`` annotation's text). ``provider_create_s``: the provider Pod was created
+        for it, starting then."""
         requester, provider = pod_times(requester_pod), pod_times(provider_pod)
         name = str(_mapping(requester_pod.get("metadata")).get("name") or "")
         provider_name = str(_mapping(provider_pod.get("metadata")).get("name") or "")
@@ -178,7 +182,7 @@ class ActuationBook:
             requester_started_t=requester.started_s,
             provider_created_t=provider.created_s,
             provider_ready_t=provider.ready_s if provider_create_s is None else None,
-            bound_t=bound_s,
+            bound_t=parse_time(bound_at) or 0.0,
             provider_create_t=provider_create_s,
         )
         self._bound_to[provider_name] = requester_uid
@@ -197,20 +201,23 @@ class ActuationBook:
     def wake_ended(self, provider: str, instance: str, ended_s: float) -> None:
         self._update(provider, instance, wake_end_t=ended_s)
 
-    def relayed(self, requester_uid: str, relay_s: float) -> ActuationRecord | None:
-        """The first ready relay: the finished record (None when the binding was not seen,
-        e.g. made before the operator started)."""
+    def relayed(self, requester_uid: str, relay_s: float, path: str) -> ActuationRecord | None:
+        """The first ready relay (begun at ``relay_s``) of an actuation recorded as ``path``:
+        the finished record (None when the binding was not seen, e.g. made before the operator
+        started)."""
         record = self._records.pop(requester_uid, None)
         if record is None:
             return None
         if self._bound_to.get(record.provider) == requester_uid:
             del self._bound_to[record.provider]
-        return replace(record, relay_t=relay_s)
+        return replace(record, path=path, relay_t=relay_s)
 
     def _update(self, provider: str, instance: str | None, **changes: Any) -> None:
         uid = self._bound_to.get(provider)
         record = self._records.get(uid) if uid is not None else None
-        if record is None or (instance is not None and record.instance != instance):
+        if record is None or record.provider != provider:
+            return  # not followed, or the requester was bound elsewhere since
+        if instance is not None and record.instance != instance:
             return
         if "wake_start_t" in changes and record.wake_start_t is not None:
             del changes["wake_start_t"]  # a retried wake: the first attempt is the start

@@ -5,7 +5,7 @@ Every call has an explicit, short timeout (:class:`CallTimeouts`) and logs one l
 ``HTTP call done``, double-quoted ``key="value"`` pairs)::
 
     HTTP call done requesterName="my-req" purpose="wake" method="POST"
-    url="http://10.0.0.7:8000/wake_up" httpCallStartTime="2026-01-02T03:04:05.678901Z"
+    url="http://10.0.0.7:8000/wake_up" httpCallStartTime="2026-01-02T03:04:05.678901234Z"
     latencySecs="3.012345" statusCode="200" err=""
 
 ``statusCode`` is ``0`` when no answer came. A call that does not succeed raises
@@ -105,6 +105,18 @@ class CallError(Exception):
 def rfc3339(t_s: float) -> str:
     """Unix seconds as RFC 3339 in UTC with microseconds: ``2026-01-02T03:04:05.678901Z``."""
     return dt.datetime.fromtimestamp(t_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_nano(t_s: float) -> str:
+    """Unix seconds as RFC 3339 in UTC with nanoseconds, Go's ``RFC3339Nano`` as the logs of
+    upstream's controller carry it: ``2026-01-02T03:04:05.678901234Z`` (nine digits, as fine
+    as the float gives them)."""
+    whole = int(t_s // 1)
+    nanos = round((t_s - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    stamp = dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos:09d}Z"
 
 
 def base_url(ip: str, port: int) -> str:
@@ -443,7 +455,7 @@ class Calls:
                 purpose=purpose.value,
                 method=method,
                 url=url,
-                httpCallStartTime=rfc3339(started_wall_s),
+                httpCallStartTime=rfc3339_nano(started_wall_s),
                 latencySecs=f"{time.perf_counter() - started_s:.6f}",
                 statusCode=status,
                 err=err,

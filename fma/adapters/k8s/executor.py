@@ -14,7 +14,10 @@ created), with the server's message; a Pod that cannot even be rendered gets ``R
 there; any other ``INVALID`` outcome nobody told yet (a launcher that refused an
 instance's options, say) is a Warning Event ``Invalid`` on the requester it concerns (else the
 provider or the configuration object). A requester's first ready relay is a Normal Event
-``Actuated`` with its path and latency. Every
+``Actuated`` with its path and latency (a Warning ``ContainerName`` too when the requester's
+container is not named ``inference-server``), one ``Actuation recorded`` log line with the
+actuation's moments (:mod:`fma.adapters.k8s.actuations`), and those moments in its
+``actuation`` trace event. Every
 provider update also carries what :class:`~fma.adapters.k8s.engines.EngineBook` learnt since
 the last one: each instance's last use (``instances-last-used``) and refused sleeps
 (``sleep-refused``), merged with what the Pod had.
@@ -58,7 +61,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from fma.adapters.k8s import kube
-from fma.adapters.k8s.calls import CallError, Calls, log_fields, rfc3339
+from fma.adapters.k8s.actuations import ActuationBook
+from fma.adapters.k8s.calls import CallError, Calls, log_fields, rfc3339, rfc3339_nano
 from fma.adapters.k8s.engines import EngineBook, EngineNote
 from fma.adapters.k8s.observed import Relays, ReportBook, container_run
 from fma.adapters.k8s.render.binding import Binding
@@ -70,6 +74,7 @@ from fma.adapters.k8s.render.routing import applied_routing, routing_patch
 from fma.adapters.k8s.render.specs import vllm_config
 from fma.adapters.k8s.store import Kind, ObjectStore, name_of, resource_version, uid_of
 from fma.adapters.k8s.trace import OperatorTrace
+from fma.adapters.k8s.views import server_container
 from fma.api.constants import (
     ANN_ACTUATED,
     ANN_ACTUATION_PATH,
@@ -158,6 +163,8 @@ REASON_SLEEP_REFUSED: Final = "SleepRefused"
 REASON_INVALID: Final = "Invalid"
 """A Warning Event: an action failed as invalid and nothing else told the user."""
 REASON_ACTUATED: Final = "Actuated"
+REASON_CONTAINER_NAME: Final = "ContainerName"
+"""A Warning Event: a requester's container is not named inference-server (served anyway)."""
 """A Normal Event: a requester's first ready relay, with its path and latency."""
 EVENT_MESSAGE_CHARS_MAX: Final = 1024
 MEMORY_ENTRIES_MAX: Final = 4096
@@ -379,6 +386,8 @@ class K8sExecutor:
         """(requester UID, container run) -> (address, port) its proxy forwards to."""
         self._actuations: _Bounded = _Bounded()
         """Requester UID -> the actuation recorded on it whose ready relay has not succeeded."""
+        self.actuations = ActuationBook()
+        """The moments of each actuation, logged and traced with its first ready relay."""
         self._event_seq = 0
         self._told = 0
         """Events the executor told itself (so that an invalid outcome is told once)."""
@@ -837,7 +846,7 @@ class K8sExecutor:
                 requesterName=requester_name,
                 pod=name,
                 node=action.node,
-                k8sCallStartTime=rfc3339(started_wall_s),
+                k8sCallStartTime=rfc3339_nano(started_wall_s),
                 latencySecs=f"{time.perf_counter() - started_s:.6f}",
             ),
         )
@@ -850,6 +859,16 @@ class K8sExecutor:
             max_instances=None,
         )
         self._trace_bind(name, action.requester_uid, action.instance_id, action.path)
+        self.actuations.bound(
+            requester_uid=action.requester_uid,
+            requester_pod=requester_pod,
+            provider_pod=created,
+            provider_kind=ProviderKind.DIRECT.value,
+            instance=action.instance_id,
+            path=action.path.value,
+            bound_at=binding.bound_at,
+            provider_create_s=started_wall_s,
+        )
         # Valid until the container first runs (run ""), when the prober takes over.
         self.engines.set_phase(
             name, action.instance_id, InstanceState.STARTING, self.clock(), run=""
@@ -913,7 +932,7 @@ class K8sExecutor:
             pod=name,
             node=action.node,
             launcherConfig=action.launcher_config,
-            k8sCallStartTime=rfc3339(started_wall_s),
+            k8sCallStartTime=rfc3339_nano(started_wall_s),
             latencySecs=f"{time.perf_counter() - started_s:.6f}",
         )
         if binding is not None:
@@ -935,6 +954,16 @@ class K8sExecutor:
         )
         if binding is not None:
             self._trace_bind(name, binding.requester_uid, binding.instance_id, binding.path)
+            self.actuations.bound(
+                requester_uid=binding.requester_uid,
+                requester_pod=self.store.pod_by_uid(binding.requester_uid) or {},
+                provider_pod=created,
+                provider_kind=ProviderKind.LAUNCHER.value,
+                instance=binding.instance_id,
+                path=binding.path.value,
+                bound_at=binding.bound_at,
+                provider_create_s=started_wall_s,
+            )
         return _OK
 
     async def _bind(self, context: _Context, action: Bind) -> Result:
@@ -963,8 +992,19 @@ class K8sExecutor:
         if finalizers is not None:
             metadata["finalizers"] = finalizers
         subject = _Subject(SubjectKind.PROVIDER, action.provider, pod)
-        await self._patch_pod(context, subject, self._rv(provider, pod), metadata, "the binding")
+        written = await self._patch_pod(
+            context, subject, self._rv(provider, pod), metadata, "the binding"
+        )
         self._trace_bind(action.provider, action.requester_uid, action.instance_id, action.path)
+        self.actuations.bound(
+            requester_uid=action.requester_uid,
+            requester_pod=requester_pod or {"metadata": {"name": requester_name}},
+            provider_pod=written,
+            provider_kind=provider.kind.value if provider is not None else None,
+            instance=action.instance_id,
+            path=action.path.value,
+            bound_at=binding.bound_at,
+        )
         return _OK
 
     async def _set_path(self, context: _Context, action: SetActuationPath) -> Result:
@@ -978,6 +1018,7 @@ class K8sExecutor:
             context, subject, self._rv(provider, pod), {"annotations": annotations}, "the path"
         )
         self.trace.record("path_changed", provider=action.provider, path=action.path.value)
+        self.actuations.path_changed(action.provider, action.path.value)
         return _OK
 
     async def _unbind(self, context: _Context, action: Unbind) -> Result:
@@ -1049,6 +1090,7 @@ class K8sExecutor:
             config = VllmConfig.model_validate(body)
         except ValidationError as problem:
             return OutcomeKind.INVALID, " ".join(str(problem).split())
+        started_s = self.clock()
         await self.calls.create_instance(
             provider.ip,
             provider.port or LAUNCHER_PORT,
@@ -1056,6 +1098,7 @@ class K8sExecutor:
             config,
             self._requester_name(context, provider),
         )
+        self.actuations.instance_created(provider.name, action.instance_id, started_s)
         self.engines.set_phase(
             provider.name, action.instance_id, InstanceState.STARTING, self.clock()
         )
@@ -1090,6 +1133,8 @@ class K8sExecutor:
         self.engines.set_phase(provider.name, instance.instance_id, moving, self.clock(), run=run)
         note = self.engines.note(provider.name, instance.instance_id)
         self._trace_instance(f"instance_{moving.value}", provider.name, provider.node, instance)
+        if wake:
+            self.actuations.wake_started(provider.name, instance.instance_id, self.clock())
         move = _Move(
             provider=provider,
             instance=instance,
@@ -1123,6 +1168,8 @@ class K8sExecutor:
             self._end(move, move.before)
             return
         if self._end(move, move.after):
+            if move.wake:
+                self.actuations.wake_ended(name, instance_id, self.clock())
             kind = f"instance_{move.after.value}"
             self._trace_instance(kind, name, move.provider.node, move.instance)
 
@@ -1301,6 +1348,7 @@ class K8sExecutor:
             actuated = requester.actuated if requester is not None else False
             if action.actuation is not None and not actuated:
                 await self._record_actuation(context, requester, pod, action.actuation)
+        relay_s = self.clock()
         await self.calls.relay(ip, port, action.ready, name)
         self.relays.set(action.requester_uid, run, action.ready)
         self.trace.record("ready" if action.ready else "unready", requester=action.requester_uid)
@@ -1309,8 +1357,12 @@ class K8sExecutor:
             now_s = self.clock()
             started_s = pending.started_s if pending.started_s is not None else now_s
             latency_s = round(now_s - started_s, 6)
+            record = self.actuations.relayed(action.requester_uid, relay_s, pending.path.value)
+            if record is not None:
+                log.info("%s", record.log_line())
             self.trace.record(
                 "actuation",
+                **(record.trace_fields() if record is not None else {}),
                 requester=action.requester_uid,
                 path=pending.path.value,
                 latency_s=latency_s,
@@ -1363,6 +1415,14 @@ class K8sExecutor:
             self._model(context, requester),
             requester.isc_name if requester is not None else None,
         )
+        container = server_container(pod)
+        if container != CONTAINER_INFERENCE_SERVER:
+            message = (
+                f"its container is named {container!r}, not {CONTAINER_INFERENCE_SERVER!r}: "
+                "tools that time actuations from that container's start (llm-d-benchmark) "
+                "fall back to the Pod's creation"
+            )
+            await self._tell(subject, REASON_CONTAINER_NAME, message)
 
     @staticmethod
     def _model(context: _Context, requester: Requester | None) -> str | None:

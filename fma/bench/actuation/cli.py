@@ -81,7 +81,7 @@ def actuation(
         _fail("give either --trace or --namespace")
     if trace and (watch or until_ready is not None or operator_log):
         _fail("--watch, --until-ready and --operator-log go with --namespace")
-    report: "ActuationMetrics"
+    report: ActuationMetrics
     if trace:
         report = _from_traces(trace)
     else:
@@ -157,7 +157,5 @@ def _from_cluster(
         evidence = observed.evidence(
             records=records, engine_log=launcher_engine_log(http, launcher_port)
         )
-    source = Source(
-        kind="cluster", traces=[], namespace=namespace, operator_records=sorted(lines)
-    )
+    source = Source(kind="cluster", traces=[], namespace=namespace, operator_records=sorted(lines))
     return metrics(source, [evidence], timing_source="kube_pod_create")

@@ -12,15 +12,12 @@ is its ``non-default args:`` line (the harness's start marker).
 """
 
 import datetime as dt
-import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
-STAMP_RE: Final = re.compile(r"(\d{2})-(\d{2})\s(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?")
-"""The harness's ``DATE_PATTERN`` (``MM-DD HH:MM:SS[.mmm]``), the first match on a line."""
-SLEEP_RE: Final = re.compile(r" It took ([-+]?\d*\.?\d+) seconds to fall asleep")
-WAKE_RE: Final = re.compile(r" It took ([-+]?\d*\.?\d+) seconds to wake up")
-START_MARKER: Final = "non-default args:"
+from fma.launcher.vllm_lines import SLEEP_RE, STAMP_FORMAT, STAMP_RE, START_MARKER, WAKE_RE
+
+_FORMAT = "%Y-" + STAMP_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +39,10 @@ def stamp_s(line: str, *, year: int, zone: dt.tzinfo | None = None) -> float | N
     match = STAMP_RE.search(line)
     if match is None:
         return None
-    month, day, hour, minute, second = (int(g) for g in match.groups()[:5])
-    millis = int(match.group(6) or 0)
+    text = match.group(0)
     try:
-        moment = dt.datetime(year, month, day, hour, minute, second, millis * 1000)
-    except ValueError:
+        moment = dt.datetime.strptime(f"{year}-{text}", _FORMAT + (".%f" if "." in text else ""))
+    except ValueError:  # a day that does not exist in that year
         return None
     return moment.replace(tzinfo=zone).timestamp() if zone else moment.timestamp()
 

@@ -332,7 +332,7 @@ def test_every_call_logs_one_line_a_harness_can_parse(caplog: pytest.LogCaptureF
         "purpose": "wake",
         "method": "POST",
         "url": "http://10.0.0.2:8005/wake_up",
-        "httpCallStartTime": "2027-01-15T08:00:00.250000Z",
+        "httpCallStartTime": "2027-01-15T08:00:00.250000000Z",
         "latencySecs": fields["latencySecs"],
         "statusCode": "200",
         "err": "",
