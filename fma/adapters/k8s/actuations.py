@@ -162,10 +162,11 @@ class ActuationBook:
         path: str,
         bound_at: str,
         provider_create_s: float | None = None,
+        node: str | None = None,
     ) -> None:
         """A requester was bound (again: the later binding wins) at ``bound_at`` (the
         ``bound-at`` annotation's text). ``provider_create_s``: the provider Pod was created
-        for it, starting then."""
+        for it, starting then, for ``node`` (a new Pod names no node until scheduled)."""
         requester, provider = pod_times(requester_pod), pod_times(provider_pod)
         name = str(_mapping(requester_pod.get("metadata")).get("name") or "")
         provider_name = str(_mapping(provider_pod.get("metadata")).get("name") or "")
@@ -177,7 +178,7 @@ class ActuationBook:
             provider=provider_name,
             provider_kind=provider_kind,
             instance=instance,
-            node=provider.node,
+            node=provider.node or node,
             requester_created_t=requester.created_s,
             requester_started_t=requester.started_s,
             provider_created_t=provider.created_s,

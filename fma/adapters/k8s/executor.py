@@ -637,6 +637,14 @@ class K8sExecutor:
             warning=warning,
         )
 
+    async def warn(
+        self, kind: SubjectKind, obj: Mapping[str, Any], reason: str, message: str
+    ) -> None:
+        """A Warning Event about a requester or provider Pod that no plan decided (a task that
+        asks the Pod's process found it unreachable); best-effort, as every Event here."""
+        key = uid_of(obj) if kind is SubjectKind.REQUESTER else name_of(obj)
+        await self._tell(_Subject(kind, key, obj), reason, message)
+
     async def _tell_invalid(self, context: _Context, action: Action, error: str | None) -> None:
         """``Invalid`` on whom an invalid action concerns: its requester (or the requester
         bound to its provider), else its provider, else its configuration object."""
@@ -850,15 +858,19 @@ class K8sExecutor:
                 latencySecs=f"{time.perf_counter() - started_s:.6f}",
             ),
         )
+        created_s = self.clock()
         self.trace.record(
             "provider_created",
+            at_s=created_s,
             provider=name,
             node=action.node,
             provider_kind=ProviderKind.DIRECT.value,
             launcher_config=None,
             max_instances=None,
         )
-        self._trace_bind(name, action.requester_uid, action.instance_id, action.path)
+        self._trace_bind(
+            name, action.requester_uid, action.instance_id, action.path, at_s=created_s
+        )
         self.actuations.bound(
             requester_uid=action.requester_uid,
             requester_pod=requester_pod,
@@ -868,6 +880,7 @@ class K8sExecutor:
             path=action.path.value,
             bound_at=binding.bound_at,
             provider_create_s=started_wall_s,
+            node=action.node,
         )
         # Valid until the container first runs (run ""), when the prober takes over.
         self.engines.set_phase(
@@ -877,10 +890,17 @@ class K8sExecutor:
         return _OK
 
     def _trace_bind(
-        self, provider: str, requester_uid: str, instance_id: str | None, path: ActuationPath | None
+        self,
+        provider: str,
+        requester_uid: str,
+        instance_id: str | None,
+        path: ActuationPath | None,
+        *,
+        at_s: float | None = None,
     ) -> None:
         self.trace.record(
             "bind",
+            at_s=at_s,
             provider=provider,
             requester=requester_uid,
             instance=instance_id,
@@ -944,8 +964,10 @@ class K8sExecutor:
         else:
             log.info("Created launcher pod %s", fields)
         known = context.snapshot.launcher_configs.get(action.launcher_config)
+        created_s = self.clock()
         self.trace.record(
             "provider_created",
+            at_s=created_s,
             provider=name,
             node=action.node,
             provider_kind=ProviderKind.LAUNCHER.value,
@@ -953,7 +975,9 @@ class K8sExecutor:
             max_instances=known.max_instances if known is not None else lc.spec.max_instances,
         )
         if binding is not None:
-            self._trace_bind(name, binding.requester_uid, binding.instance_id, binding.path)
+            self._trace_bind(
+                name, binding.requester_uid, binding.instance_id, binding.path, at_s=created_s
+            )
             self.actuations.bound(
                 requester_uid=binding.requester_uid,
                 requester_pod=self.store.pod_by_uid(binding.requester_uid) or {},
@@ -963,6 +987,7 @@ class K8sExecutor:
                 path=binding.path.value,
                 bound_at=binding.bound_at,
                 provider_create_s=started_wall_s,
+                node=action.node,
             )
         return _OK
 

@@ -36,12 +36,15 @@ class OperatorTrace:
     def enabled(self) -> bool:
         return self._out is not None
 
-    def record(self, kind: str, **ids: Any) -> None:
+    def record(self, kind: str, *, at_s: float | None = None, **ids: Any) -> None:
+        """One event, at ``at_s`` (default: now). Records of one act share one time (a Pod
+        created with its binding is bound in the instant it was created)."""
         for listener in self._listeners:
             listener(kind, ids)
         if self._out is None:
             return
-        line = json.dumps({"t": round(self._clock(), 6), "kind": kind, **ids}, default=str)
+        t = self._clock() if at_s is None else at_s
+        line = json.dumps({"t": round(t, 6), "kind": kind, **ids}, default=str)
         with self._lock:
             self._out.write(line + "\n")
 

@@ -130,12 +130,10 @@ def _from_cluster(
     from fma.bench.actuation.report import metrics
     from fma.bench.actuation.schema import Source
 
-    lines: dict[str, list[str]] = {}
     for path in operator_logs:
-        try:
-            lines[str(path)] = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as error:
-            _fail(f"--operator-log {path}: cannot read: {error.strerror}")
+        if not path.is_file():
+            _fail(f"--operator-log {path}: no such file")
+    lines: dict[str, list[str]] = {}
     try:
         api = kube.connect()
     except (ConfigException, OSError) as error:
@@ -144,7 +142,7 @@ def _from_cluster(
         observed = observe(
             api, namespace, watch_s=watch_s, until_ready=until_ready, clock=time.monotonic
         )
-        if not operator_logs:
+        if not operator_logs:  # read once the watch is over: the records it saw are in
             lines = controller_logs(api, namespace, CONTROLLER_SELECTOR_DEFAULT)
     except ApiException as error:
         _fail(f"--namespace {namespace}: the API server answered {error.status} {error.reason}")
@@ -152,6 +150,11 @@ def _from_cluster(
         _fail(f"the API server cannot be reached: {error}")
     finally:
         kube.close(api)
+    for path in operator_logs:
+        try:
+            lines[str(path)] = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as error:
+            _fail(f"--operator-log {path}: cannot read: {error.strerror}")
     records = records_from_log(line for found in lines.values() for line in found)
     with httpx.Client(trust_env=False, timeout=5.0) as http:
         evidence = observed.evidence(
