@@ -62,6 +62,26 @@ def run(
         typer.Option(help="Act only while holding the Lease, so that replicas never act at once."),
     ] = True,
     lease_name: Annotated[str, typer.Option(help="Name of the Lease.")] = "fma-controller",
+    lease_duration: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a standby waits, after the Lease was last renewed, before taking over."
+        ),
+    ] = 15.0,
+    renew_deadline: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the leader keeps trying to renew the Lease before it stops acting "
+            "(less than --lease-duration)."
+        ),
+    ] = 10.0,
+    retry_period: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between a standby's tries to take the Lease and the leader's renewals "
+            "(less than --renew-deadline)."
+        ),
+    ] = 2.0,
     identity: Annotated[
         str | None, typer.Option(help="This replica's name in the Lease (default: host name).")
     ] = None,
@@ -123,6 +143,16 @@ def run(
         raise typer.BadParameter(
             f"choose one of {', '.join(EVICTION_POLICIES)}", param_hint="--eviction"
         )
+    lease = LeaseSettings(
+        name=lease_name,
+        lease_s=lease_duration,
+        renew_deadline_s=renew_deadline,
+        retry_s=retry_period,
+    )
+    if (problem := lease.problem()) is not None:
+        raise typer.BadParameter(
+            problem, param_hint="--lease-duration/--renew-deadline/--retry-period"
+        )
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter("choose debug, info, warning or error", param_hint="--log-level")
@@ -143,7 +173,7 @@ def run(
         policy=policy,
         workers=workers,
         leader_election=leader_elect,
-        lease=LeaseSettings(name=lease_name),
+        lease=lease,
         identity=identity or "",
         health_port=health_port or None,
         proxy_all=proxy_all,

@@ -12,7 +12,8 @@
 5. enqueue every node and the configuration status once (the pools are filled at start, as
    in the simulator);
 6. run until SIGTERM/SIGINT or until leadership is lost (then exit non-zero, so that the
-   Deployment restarts the process as a standby).
+   Deployment restarts the process as a standby); on the way out stop acting first, then
+   release the Lease, so that a standby takes over at once and never while this one acts.
 
 Kopf's own state-keeping is off for everything FMA touches: only ``@kopf.on.event`` handlers
 are registered (no finalizers, no ``kopf.zalando.org/*`` annotations), peering is off (the
@@ -357,9 +358,13 @@ async def _lead(
 ) -> int:
     operator = Operator(options, api)
     kopf_stop = asyncio.Event()
+    # Renewing starts at once: listing and starting the watches may take longer than a lease.
+    lease = asyncio.create_task(elector.hold(stop), name="lease") if elector else None
     code = 0
     try:
         await operator.list_all()
+        if lease is not None and lease.done():
+            return 1  # the Lease was lost while listing: act on nothing
         operator.relist()
         kopf_ready = asyncio.Event()
         kopf_task = asyncio.create_task(
@@ -379,8 +384,8 @@ async def _lead(
         await kopf_ready.wait()
         _stop_on_signals(stop)
         waiters = [asyncio.create_task(stop.wait(), name="stop"), kopf_task]
-        if elector is not None:
-            waiters.append(asyncio.create_task(elector.hold(stop), name="lease"))
+        if lease is not None:
+            waiters.append(lease)
         finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if kopf_task in finished and not stop.is_set():
             log.error("the watches stopped: %s", kopf_task.exception())
@@ -395,9 +400,12 @@ async def _lead(
             await asyncio.wait_for(kopf_task, timeout=10)
     finally:
         health.operator = None
+        if lease is not None:
+            lease.cancel()
         await operator.close()
-        if elector is not None and elector.leading:
-            stop.set()
+        if elector is not None:
+            # Only now that nothing acts any more: a standby may take over at once.
+            await elector.release()
     return code
 
 
