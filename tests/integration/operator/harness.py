@@ -445,3 +445,12 @@ def poll(seconds: float) -> Iterator[None]:
     while time.monotonic() < deadline:
         yield
         time.sleep(0.2)
+
+
+def events_about(world: World, name: str) -> list[Obj]:
+    """The Kubernetes Events about the object ``name`` in the test's namespace, oldest first."""
+    listed = world.core.list_namespaced_event(
+        world.namespace, field_selector=f"involvedObject.name={name}"
+    )
+    found = [world.api.sanitize_for_serialization(e) for e in listed.items]
+    return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
