@@ -4,6 +4,11 @@ and one event loop.
 uvicorn's own signal capture is per server; with two servers it would stop one and then
 re-raise the signal into the other's default handler. Here one handler stops both, and then
 the proxy (its relayed connections are cut: the requester is going away).
+
+uvicorn's lines (``Uvicorn running on ...`` when a server listens, and one access line per
+SPI call; the kubelet's probes are not logged) go through the root handler, timestamped like
+the requester's own: the log then says when the requester could first be asked and when the
+controller called it.
 """
 
 import asyncio
@@ -15,17 +20,31 @@ from collections.abc import Generator
 
 import uvicorn
 
-from fma.requester.app import Readiness, create_probes_app, create_spi_app
+from fma.requester.app import (
+    HEALTH_PATH,
+    READY_PATH,
+    Readiness,
+    create_probes_app,
+    create_spi_app,
+)
 from fma.requester.options import RequesterOptions, build_options
 from fma.requester.proxy_config import ProxyConfigurator
 
 _LOG = logging.getLogger("fma.requester")
+PROBE_PATHS = frozenset({HEALTH_PATH, READY_PATH})
 
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # signals are handled once, for both servers, by ``serve``
+
+
+def _not_a_probe(record: logging.LogRecord) -> bool:
+    """Drops the access lines of the kubelet's probes (uvicorn's access logger is shared by
+    both servers; its lines carry the path third)."""
+    args = record.args
+    return not (isinstance(args, tuple) and len(args) > 2 and args[2] in PROBE_PATHS)
 
 
 async def serve(options: RequesterOptions) -> None:
@@ -53,7 +72,6 @@ async def serve(options: RequesterOptions) -> None:
                 host=options.host,
                 port=options.probes_port,
                 log_level="info",
-                access_log=False,  # the kubelet probes every few seconds
                 lifespan="off",
             )
         ),
@@ -67,6 +85,12 @@ async def serve(options: RequesterOptions) -> None:
             )
         ),
     ]
+
+    for name in ("uvicorn", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers = []  # uvicorn's own, without timestamps
+        uvicorn_logger.propagate = True
+    logging.getLogger("uvicorn.access").addFilter(_not_a_probe)
 
     def stop() -> None:
         for server in servers:

@@ -2,6 +2,7 @@
 clean stop on SIGTERM."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -66,6 +67,11 @@ def test_the_requester_serves_probes_spi_and_proxy_and_stops_on_sigterm() -> Non
         log = process.stderr.read()
         assert f"proxy port {proxy_port}" in log
         assert f"forwarding to 127.0.0.1:{probes_port}" in log
+        # When it listens and when it was called, timestamped (the probes are not logged).
+        stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO uvicorn"
+        assert re.search(rf"{stamp}.*running on http://127.0.0.1:{spi_port}", log, re.M)
+        assert re.search(rf'{stamp}.*"POST /v1/become-ready HTTP/1.1" 200', log, re.M)
+        assert "GET /ready" not in log and "GET /health" not in log
     finally:
         process.kill()
         process.wait()
