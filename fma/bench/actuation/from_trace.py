@@ -15,7 +15,7 @@ stream says, so that creation times compare like with like (whole seconds on bot
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,8 @@ class _Requester:
     created_s: float | None = None
     started_s: float | None = None
     gpus: tuple[str, ...] = ()
-    model: str | None = None
     evidence: Evidence | None = None
     actuated: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _field(e: Event, key: str, number: int) -> Any:
@@ -96,8 +94,7 @@ class _Fold:
         kind, t = e.get("kind"), _time(e, number)
         match kind:
             case "requester_created":
-                r = self.requester(_field(e, "requester", number))
-                r.created_s, r.model = t, e.get("model")
+                self.requester(_field(e, "requester", number)).created_s = t
             case "requester_started":
                 self.requester(_field(e, "requester", number)).started_s = t
             case "requester_scheduled" | "accelerators":
