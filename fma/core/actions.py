@@ -220,6 +220,7 @@ class SetRequesterStatus:
 class ConfigKind(StrEnum):
     ISC = "InferenceServerConfig"
     LAUNCHER_CONFIG = "LauncherConfig"
+    POPULATION_POLICY = "LauncherPopulationPolicy"
 
 
 @dataclass(frozen=True, slots=True)

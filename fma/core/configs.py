@@ -1,9 +1,10 @@
 """The status of the configuration objects: what is wrong with each, written where users look.
 
 Upstream writes configuration errors only on the requesters that trip over them; here every
-InferenceServerConfig and LauncherConfig also carries its own problems in ``status.errors``,
-with a warning Event when they appear. An ISC's problems are its own (found when it was read)
-and a LauncherConfig it names that is missing or malformed.
+InferenceServerConfig, LauncherConfig and LauncherPopulationPolicy also carries its own
+problems in ``status.errors``, with a warning Event when they appear. An ISC's problems are
+its own (found when it was read) and a LauncherConfig it names that is missing or malformed;
+a population policy with problems counts no launcher.
 """
 
 from fma.core.actions import Action, ConfigKind, Plan, SetConfigStatus
@@ -27,4 +28,7 @@ def plan_configs(snapshot: ConfigSnapshot) -> Plan:
     for name, config in sorted(snapshot.launcher_configs.items()):
         if config.problems != config.errors:
             actions.append(SetConfigStatus(ConfigKind.LAUNCHER_CONFIG, name, config.problems))
+    for name, policy in sorted(snapshot.population_policies.items()):
+        if policy.problems != policy.errors:
+            actions.append(SetConfigStatus(ConfigKind.POPULATION_POLICY, name, policy.problems))
     return Plan(narrate(actions))

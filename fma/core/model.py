@@ -338,8 +338,18 @@ def _serving_first(provider: Provider) -> tuple[bool, float, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigProblems:
+    """A configuration object known only by its problems: those found when it was read, and
+    the errors its status shows now."""
+
+    problems: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
     """The configuration objects, for the decisions about their own status."""
 
     iscs: Mapping[str, IscSpec] = field(default_factory=dict)
     launcher_configs: Mapping[str, LauncherConfigSpec] = field(default_factory=dict)
+    population_policies: Mapping[str, ConfigProblems] = field(default_factory=dict)

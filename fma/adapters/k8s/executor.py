@@ -154,6 +154,7 @@ FAILURE_HOLD_S_DEFAULT: Final = 1.0
 PLURALS: Final = {
     ConfigKind.ISC: "inferenceserverconfigs",
     ConfigKind.LAUNCHER_CONFIG: "launcherconfigs",
+    ConfigKind.POPULATION_POLICY: "launcherpopulationpolicies",
 }
 REASON_REJECTED: Final = "Rejected"
 """A Warning Event: the API server rejected a write as invalid."""
@@ -709,7 +710,7 @@ class K8sExecutor:
                 return found
             case SubjectKind.CONFIG:
                 kind, _, name = key.partition("/")
-                if kind not in (Kind.ISC.value, Kind.LAUNCHER_CONFIG.value):
+                if kind not in (c.value for c in ConfigKind):
                     return None
                 obj = self.store.get(Kind(kind), name)
                 if obj is None:

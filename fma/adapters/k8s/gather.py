@@ -45,11 +45,13 @@ from fma.adapters.k8s.views import (
     report_is_current,
     requester_facts,
     requester_view,
+    status_errors,
 )
 from fma.api.constants import CONFIGMAP_GPU_MAP
 from fma.control.reconcile import CONFIGS
 from fma.core import population
 from fma.core.model import (
+    ConfigProblems,
     ConfigSnapshot,
     IscSpec,
     LauncherConfigSpec,
@@ -219,11 +221,18 @@ class K8sReader:
         )
 
     def config_snapshot(self) -> ConfigSnapshot:
-        """Every InferenceServerConfig (weights bounded by the default GPU memory) and
-        LauncherConfig."""
+        """Every InferenceServerConfig (weights bounded by the default GPU memory),
+        LauncherConfig and LauncherPopulationPolicy."""
+        self._current_policies()
+        policies = {
+            name: ConfigProblems(entry.value[1], status_errors(obj))
+            for name, entry in self._policies.items()
+            if (obj := self._store.get(Kind.POPULATION_POLICY, name)) is not None
+        }
         return ConfigSnapshot(
             self._current_iscs(self._settings.gpu_memory_bytes_default),
             self._current_launcher_configs(),
+            policies,
         )
 
     def resync(self, key: str) -> None:

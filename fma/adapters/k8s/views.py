@@ -158,7 +158,7 @@ def _created_s(obj: Mapping[str, Any]) -> float:
     return created if created is not None else 0.0
 
 
-def _status_errors(obj: Mapping[str, Any]) -> tuple[str, ...]:
+def status_errors(obj: Mapping[str, Any]) -> tuple[str, ...]:
     """A custom resource's ``status.errors`` (what the operator last wrote there)."""
     status = obj.get("status")
     errors = status.get("errors") if isinstance(status, Mapping) else None
@@ -1077,7 +1077,7 @@ def parse_isc(obj: Mapping[str, Any]) -> ParsedIsc:
     """Validate an InferenceServerConfig with its pydantic model. ``problems``: the
     validation error, else its routing metadata's problems; ``errors``: its
     ``status.errors``."""
-    errors = _status_errors(obj)
+    errors = status_errors(obj)
     try:
         model = InferenceServerConfig.model_validate(_validated(obj))
     except ValidationError as error:
@@ -1124,7 +1124,7 @@ def launcher_config_view(obj: Mapping[str, Any]) -> LauncherConfigSpec:
     else its template's problems); ``errors``: its ``status.errors``. An invalid one has an
     empty template hash and its ``maxInstances`` when that is a positive whole number (else
     1): the core keeps hands off it anyway."""
-    errors = _status_errors(obj)
+    errors = status_errors(obj)
     try:
         model = LauncherConfig.model_validate(_validated(obj))
     except ValidationError as error:

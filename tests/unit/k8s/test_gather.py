@@ -176,6 +176,20 @@ def test_an_invalid_policy_is_not_counted_and_says_why() -> None:
     assert set(world.reader.policy_problems()) == {"broken"}
 
 
+def test_the_configuration_snapshot_holds_each_policys_problems_and_status() -> None:
+    world = cluster()
+    broken = lpp_obj("broken", allocatable={"memory": {"min": "x"}})
+    told = lpp_obj("told", allocatable={"memory": {"max": "y"}})
+    told["status"] = {"errors": ["an old complaint"]}
+    world.put(Kind.POPULATION_POLICY, broken, told)
+    policies = world.reader.config_snapshot().population_policies
+    assert sorted(policies) == ["broken", "h100-pool", "told"]
+    assert policies["h100-pool"].problems == policies["h100-pool"].errors == ()
+    assert "allocatableResources" in policies["broken"].problems[0]
+    assert policies["broken"].errors == ()
+    assert policies["told"].errors == ("an old complaint",)
+
+
 def test_allocatable_bounds_select_nodes() -> None:
     world = cluster()
     world.put(
