@@ -9,7 +9,9 @@ re-queues the requester's node), and on the requester Pod as its
 operator supplies. The assignment never changes while the Pod lives, so a requester with the
 annotation is never asked again, by this operator or a restarted one.
 
-A failed question is asked again after ``retry_s_min``, doubling to ``retry_s_max``; an answer
+A failed question is asked again after ``retry_s_min``, doubling to ``retry_s_max``, and after
+``ATTEMPTS_QUIET`` failures in a row the user is told once (``warn``: a Warning Event
+``Unreachable`` on the requester); an answer
 that is not a list of GPU UUIDs (an empty one included) is a fault of the requester that
 asking quickly will not mend, so it is asked again only at the slowest rate. A failed write
 is retried the same way, the GpuBook keeping the answer meanwhile. One fetch per requester
@@ -28,6 +30,7 @@ import httpx
 
 from fma.adapters.k8s.launchers import (
     Pod,
+    Warn,
     annotations_of,
     base_url,
     container_running,
@@ -55,8 +58,8 @@ RETRY_S_MIN: Final = 0.2
 RETRY_S_MAX: Final = 10.0
 TIMEOUT_S: Final = 10.0
 ATTEMPTS_QUIET: Final = 3
-"""Failures logged at INFO before WARNING: a requester that has just started may not listen
-yet."""
+"""Failures logged at INFO, and not told, before WARNING and an Event: a requester that has
+just started may not listen yet."""
 
 _GPU_UUID_RE: Final = re.compile(GPU_UUID_PATTERN)
 
@@ -140,7 +143,8 @@ class GpuFetcher:
     """One task per requester whose GPUs are not known yet, until they are known and written.
 
     ``annotate`` writes the annotation; ``changed(node)`` is called when the GpuBook learns a
-    requester's GPUs. :meth:`pod_changed` is called for every Pod event, on the event loop
+    requester's GPUs; ``warn`` tells the user of a requester whose SPI keeps failing to
+    answer. :meth:`pod_changed` is called for every Pod event, on the event loop
     the tasks run on; :meth:`stop` ends every task, and the events after it are ignored.
     """
 
@@ -151,6 +155,7 @@ class GpuFetcher:
         annotate: Annotate,
         trace: OperatorTrace,
         changed: Callable[[str], None] = _no_change,
+        warn: Warn | None = None,
         http: httpx.AsyncClient | None = None,
         retry_s_min: float = RETRY_S_MIN,
         retry_s_max: float = RETRY_S_MAX,
@@ -160,6 +165,7 @@ class GpuFetcher:
         self._annotate = annotate
         self._trace = trace
         self._changed = changed
+        self._warn = warn
         self._own_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
         self._retry_s_min = retry_s_min
@@ -287,6 +293,14 @@ class GpuFetcher:
                         wait_s,
                         exc_info=not isinstance(error, httpx.HTTPError),
                     )
+                    if attempt == ATTEMPTS_QUIET + 1 and self._warn is not None:
+                        await self._warn(
+                            name,
+                            uid,
+                            f"the requester's SPI does not answer at {url}"
+                            f"{SPI_ACCELERATORS_PATH}: {str(error) or type(error).__name__}; "
+                            f"asked again with back-off (at most {self._retry_s_max:g} s apart)",
+                        )
             await asyncio.sleep(wait_s)
             delay_s = min(self._retry_s_max, delay_s * 2)
 

@@ -12,8 +12,11 @@ restart count when the stream was opened. When the Pod goes, changes UID, or its
 stops or restarts, the stream is closed; a launcher whose container stopped has lost its
 instances, so the report and the :class:`EngineBook` notes of the Pod are forgotten at once,
 not when a new stream says so. A launcher that is not up yet, or that stops answering, is
-asked again with a capped exponential back-off; a stream silent for ``stream_idle_s`` is
-reopened (a fresh list), so a connection that died without a word is not trusted forever.
+asked again with a capped exponential back-off. The first failure of a streak (the client has
+already tried ten times itself, over about 20 s) is told to the user (``warn``: a Warning
+Event ``Unreachable`` on the launcher Pod); the next streak only after it answered between.
+A stream silent for ``stream_idle_s`` is reopened (a fresh list), so a connection that died
+without a word is not trusted forever.
 
 The report decides what the engines' notes still mean: an instance that leaves it is gone (a
 ``STOPPING`` note is then finished, and ``instance_deleted`` recorded); one that shows
@@ -24,7 +27,7 @@ The Pod-reading helpers at the top are shared with the engine probes and the GPU
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
@@ -56,8 +59,12 @@ STREAM_IDLE_S: Final = 300.0
 heartbeats, so a dead connection is otherwise silent)."""
 ENGINE_PORT_DEFAULT: Final = STUB_ENGINE_PORT
 """vLLM's default ``--port``, for an instance whose config names no port."""
+REASON_UNREACHABLE: Final = "Unreachable"
 
 Pod = Mapping[str, Any]
+Warn = Callable[[str, str, str], Awaitable[None]]
+"""``warn(pod_name, uid, message)``: tell the user, with a Warning Event ``Unreachable`` on the
+Pod (if it is still the Pod with that UID), that its process does not answer; never raises."""
 
 # --- reading Pods (shared by the asking tasks) ---------------------------------------------------
 
@@ -183,7 +190,8 @@ class LauncherWatches:
     """One watch-stream task per running launcher Pod, keeping ``reports`` up to date.
 
     ``connect(base_url)`` makes the client of one stream (closed with it);
-    ``changed(provider)`` is called after every change of a report, including its removal.
+    ``changed(provider)`` is called after every change of a report, including its removal;
+    ``warn`` tells the user of a launcher that keeps failing to answer.
     :meth:`pod_changed` is called for every Pod event, on the event loop the tasks run on;
     :meth:`stop` ends every task, and the events after it are ignored.
     """
@@ -195,6 +203,7 @@ class LauncherWatches:
         engines: EngineBook,
         trace: OperatorTrace,
         changed: Callable[[str], None] = _no_change,
+        warn: Warn | None = None,
         connect: Callable[[str], WatchClient] = LauncherClient,
         port: int = LAUNCHER_PORT,
         retry_s_min: float = RETRY_S_MIN,
@@ -205,6 +214,7 @@ class LauncherWatches:
         self._engines = engines
         self._trace = trace
         self._changed = changed
+        self._warn = warn
         self._connect = connect
         self._port = port
         self._retry_s_min = retry_s_min
@@ -295,6 +305,7 @@ class LauncherWatches:
         url = base_url(watch.target.ip, self._port)
         loop = asyncio.get_running_loop()
         delay_s = self._retry_s_min
+        failures = 0
         while True:
             try:
                 async with self._connect(url) as client:
@@ -304,7 +315,7 @@ class LauncherWatches:
                             async for item in items:
                                 deadline.reschedule(loop.time() + self._stream_idle_s)
                                 self._apply(name, watch, item)
-                                delay_s = self._retry_s_min
+                                delay_s, failures = self._retry_s_min, 0
                     finally:
                         await _close(items)
             except TimeoutError:
@@ -319,6 +330,14 @@ class LauncherWatches:
                     delay_s,
                     exc_info=not _expected(error),
                 )
+                failures += 1
+                if failures == 1 and self._warn is not None:
+                    await self._warn(
+                        name,
+                        watch.target.uid,
+                        f"the launcher does not answer at {url}: {_describe(error)}; asked "
+                        f"again with back-off (at most {self._retry_s_max:g} s apart)",
+                    )
             await asyncio.sleep(delay_s)
             delay_s = min(self._retry_s_max, delay_s * 2)
 

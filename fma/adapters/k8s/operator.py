@@ -31,6 +31,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,17 @@ from fma.adapters.k8s.calls import Calls
 from fma.adapters.k8s.engines import EngineBook
 from fma.adapters.k8s.executor import K8sExecutor
 from fma.adapters.k8s.gather import GatherSettings, K8sReader
-from fma.adapters.k8s.launchers import LauncherWatches
+from fma.adapters.k8s.launchers import REASON_UNREACHABLE, LauncherWatches
 from fma.adapters.k8s.leader import LeaseElector, LeaseSettings
 from fma.adapters.k8s.observed import GpuBook, Relays, ReportBook
 from fma.adapters.k8s.probes import EngineProbes
 from fma.adapters.k8s.scheduler import AsyncioScheduler
-from fma.adapters.k8s.store import Kind, ObjectStore, name_of, pod_node
+from fma.adapters.k8s.store import Kind, ObjectStore, name_of, pod_node, uid_of
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import GROUP, VERSION
 from fma.control.queue import WorkQueue
 from fma.control.reconcile import CONFIGS, conclude, decide
+from fma.core.actions import SubjectKind
 from fma.core.model import GIB_BYTES
 from fma.core.outcomes import FollowUp
 from fma.core.policy import Policy
@@ -158,12 +160,17 @@ class Operator:
             engines=self.engines,
             trace=self.trace,
             changed=self._provider_changed,
+            warn=partial(self._warn_unreachable, SubjectKind.PROVIDER),
         )
         self.probes = EngineProbes(
             reports=self.reports, engines=self.engines, trace=self.trace, clock=self.clock
         )
         self.fetcher = GpuFetcher(
-            gpus=self.gpus, trace=self.trace, annotate=self._annotate, changed=self.enqueue
+            gpus=self.gpus,
+            trace=self.trace,
+            annotate=self._annotate,
+            changed=self.enqueue,
+            warn=partial(self._warn_unreachable, SubjectKind.REQUESTER),
         )
         self.queue = WorkQueue(self.scheduler, self._process, workers=options.workers)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -247,6 +254,18 @@ class Operator:
             core.patch_namespaced_pod, pod_name, self.options.namespace, body
         )
         self.observe(Kind.POD, "MODIFIED", kube.as_dict(self.api, pod))
+
+    async def _warn_unreachable(
+        self, kind: SubjectKind, pod_name: str, uid: str, message: str
+    ) -> None:
+        """An asking task's Warning Event on a Pod whose process does not answer."""
+        pod = self.store.get(Kind.POD, pod_name)
+        if pod is None or uid_of(pod) != uid:
+            return  # gone or replaced meanwhile: nobody to tell
+        try:
+            await self.executor.warn(kind, pod, REASON_UNREACHABLE, message)
+        except Exception:
+            log.exception("telling about %s failed", pod_name)
 
     # --- start and stop ------------------------------------------------------------------------
 

@@ -147,6 +147,31 @@ def test_no_second_fetch_once_known_or_annotated(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_requester_that_does_not_answer_is_told_once_and_still_asked(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    told: list[tuple[str, str, str]] = []
+
+    async def warn(name: str, uid: str, message: str) -> None:
+        told.append((name, uid, message))
+
+    async def scenario() -> None:
+        world = World(tmp_path, warn=warn, retry_s_min=0.01, retry_s_max=0.02)
+        world.fetcher.pod_changed(requester_pod(port), NAME)
+        await eventually(lambda: len(told) == 1, "a warning")
+        await asyncio.sleep(0.2)  # refused all along: no second warning
+        assert len(told) == 1
+        with serving(spi(["GPU-a"]), port):
+            await eventually(lambda: world.gpus.gpus(UID) == ("GPU-a",), "the GPUs")
+        await world.close()
+
+    run(scenario)
+    name, uid, message = told[0]
+    assert (name, uid) == (NAME, UID)
+    assert f":{port}{SPI_ACCELERATORS_PATH}" in message and "does not answer" in message
+
+
 def test_a_bad_answer_is_asked_again_at_the_slowest_rate(tmp_path: Path) -> None:
     answers: list[Any] = [[], {"gpus": ["GPU-a"]}, ["GPU-a"]]
     times: list[float] = []

@@ -374,6 +374,26 @@ def test_failures_back_off_instead_of_spinning(
     assert "watch failed: broken" in caplog.text
 
 
+def test_a_launcher_that_keeps_failing_is_told_once_per_streak(tmp_path: Path) -> None:
+    told: list[tuple[str, str, str]] = []
+
+    async def warn(name: str, uid: str, message: str) -> None:
+        told.append((name, uid, message))
+
+    async def scenario() -> None:
+        FailingClient.opened.clear()
+        world = World(tmp_path, 1, connect=FailingClient, warn=warn, retry_s_min=0.01)
+        world.watches.pod_changed(launcher_pod(), NAME)
+        await eventually(lambda: len(FailingClient.opened) >= 10, "ten attempts")
+        await world.close()
+
+    run(scenario)
+    assert len(told) == 1  # the client's first failure, and not again in the same streak
+    name, uid, message = told[0]
+    assert (name, uid) == (NAME, launcher_pod()["metadata"]["uid"])
+    assert "does not answer at http://" in message and "broken" in message
+
+
 def test_a_silent_stream_is_reopened(tmp_path: Path) -> None:
     opened: list[str] = []
 
