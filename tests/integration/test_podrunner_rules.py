@@ -55,6 +55,37 @@ def test_entrypoint_command_and_args() -> None:
 
 
 @pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("ghcr.io/llm-d-fma/fma:vllm-cpu", "vllm-cpu"),
+        ("localhost:5000/llm-d-fma/fma:vllm-cpu@sha256:" + "ab" * 32, "vllm-cpu"),
+        ("localhost:5000/llm-d-fma/fma", None),
+        ("llm-d-fma/fma@sha256:" + "ab" * 32, None),
+    ],
+)
+def test_an_image_tag(image: str, tag: str | None) -> None:
+    assert images.image_tag(image) == tag
+
+
+def test_the_vllm_cpu_tag_runs_the_vllm_environment_once_it_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fma.launcher import vllm_env
+
+    monkeypatch.setenv("FMA_CACHE", str(tmp_path))
+    vllm = "ghcr.io/llm-d-fma/fma:vllm-cpu"
+    assert images.image_program("ghcr.io/llm-d-fma/fma:dev", FMA) == FMA
+    with pytest.raises(images.NotRunnable) as absent:
+        images.image_program(vllm, FMA)
+    assert absent.value.reason == "ErrImageNeverPull"
+    assert "vllm_env ensure" in str(absent.value)
+    vllm_env.venv_python().parent.mkdir(parents=True)
+    vllm_env.venv_python().touch()
+    (vllm_env.venv_dir() / vllm_env.STAMP_NAME).touch()
+    assert images.image_program(vllm, FMA) == vllm_env.venv_dir() / "bin" / "fma"
+
+
+@pytest.mark.parametrize(
     ("text", "expanded"),
     [
         ("$(A)", "a"),

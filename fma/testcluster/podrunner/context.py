@@ -106,12 +106,13 @@ class Context:
         gpu_map = await self.call(self.kube.gpu_map)
         return in_index_order(gpu_map.get(node, {}))
 
-    def image_env(self, hostname: str) -> dict[str, str]:
+    def image_env(self, hostname: str, program: Path | None = None) -> dict[str, str]:
         """What the image and runtime put in every container's environment (the Pod's own
-        variables override it): the virtualenv first on ``PATH``, unbuffered Python output
-        so that logs keep up, ``HOME`` and ``HOSTNAME``."""
+        variables override it): the virtualenv of its ``fma`` ``program`` (default: the
+        runner's) first on ``PATH``, unbuffered Python output so that logs keep up, ``HOME``
+        and ``HOSTNAME``."""
         return {
-            "PATH": f"{self.config.fma.parent}:{SYSTEM_PATH}",
+            "PATH": f"{(program or self.config.fma).parent}:{SYSTEM_PATH}",
             "HOME": "/root",
             "HOSTNAME": hostname,
             "LANG": "C.UTF-8",

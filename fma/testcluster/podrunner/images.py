@@ -6,6 +6,11 @@ accepts the repository under any registry or mirror as long as its path ends in
 ``llm-d-fma/fma@sha256:...``), with any tag and/or digest. A bare ``.../fma`` is *not*
 accepted: ``docker.io/someone/fma`` is somebody else's image.
 
+The image's ``vllm-cpu`` tag (``ghcr.io/llm-d-fma/fma:vllm-cpu``) is the build with vLLM for
+the CPU in it: its ``fma`` is the one of the cached vLLM environment
+(:mod:`fma.launcher.vllm_env`), and it is present only once that environment is built, as an
+image is present on a node only once pulled. Every other tag runs the runner's own ``fma``.
+
 The same rule exists twice: as :data:`IMAGE_PATTERN` here and inside the KWOK stage
 selectors (:mod:`~fma.testcluster.podrunner.stages`), which use the very same regular
 expression (RE2 and Python agree on it), so a Pod is either run here or faked by KWOK, never
@@ -17,10 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from fma.launcher import vllm_env
 from fma.testcluster.podrunner.expansion import expand
 
 IMAGE_REPOSITORY: Final = "ghcr.io/llm-d-fma/fma"
 ENTRYPOINT: Final = "fma"
+VLLM_CPU_TAG: Final = "vllm-cpu"
 
 IMAGE_PATTERN: Final = (
     r"^([A-Za-z0-9][A-Za-z0-9.:_-]*/)*llm-d-fma/fma"
@@ -42,6 +49,28 @@ class NotRunnable(ValueError):
 def is_project_image(image: str) -> bool:
     """True if ``image`` names the project's image (see the module docstring)."""
     return bool(_IMAGE_RE.match(image))
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference (``None`` without one; a digest is not a tag)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def image_program(image: str, default: Path) -> Path:
+    """The ``fma`` program a container of ``image`` runs: the vLLM environment's for the
+    ``vllm-cpu`` tag, else ``default``. Raises :class:`NotRunnable` (``ErrImageNeverPull``)
+    when the vLLM environment is not built."""
+    if image_tag(image) != VLLM_CPU_TAG:
+        return default
+    if not vllm_env.is_ready():
+        raise NotRunnable(
+            "ErrImageNeverPull",
+            f"image {image!r} is not present: build the vLLM environment with "
+            "`python -m fma.launcher.vllm_env ensure`",
+        )
+    return vllm_env.venv_python().parent / ENTRYPOINT
 
 
 def all_containers(pod: Mapping[str, Any]) -> list[dict[str, Any]]:

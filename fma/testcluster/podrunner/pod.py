@@ -27,7 +27,12 @@ from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
 from fma.testcluster.podrunner import gpus, netns, prober, probes, status
 from fma.testcluster.podrunner.context import Context
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
-from fma.testcluster.podrunner.images import NotRunnable, container_argv, is_project_image
+from fma.testcluster.podrunner.images import (
+    NotRunnable,
+    container_argv,
+    image_program,
+    is_project_image,
+)
 from fma.testcluster.podrunner.network import NetworkError
 from fma.testcluster.podrunner.processes import ContainerProcess, Launch
 from fma.testcluster.podrunner.status import ContainerView, PodView
@@ -307,7 +312,8 @@ class PodWorker:
         visible = gpus.visible_devices(env, self._gpus.get(view.name, []), self._node_gpus)
         if visible is not None:
             env[ENV_NVIDIA_VISIBLE_DEVICES] = visible
-        argv = container_argv(spec, config.fma, env)
+        program = image_program(view.image, config.fma)
+        argv = container_argv(spec, program, env)
         run = view.restart_count
         cgroup = None
         if self.ctx.cgroup_root is not None:
@@ -315,7 +321,7 @@ class PodWorker:
         assert self._sandbox is not None
         return Launch(
             argv=argv,
-            env={**self.ctx.image_env(self.hostname), **env},
+            env={**self.ctx.image_env(self.hostname, program), **env},
             log=self.dir / view.name / f"{run}.log",
             pid_file=self.dir / view.name / "pid",
             netns_path=self._sandbox.netns_path,
