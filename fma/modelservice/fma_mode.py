@@ -13,7 +13,7 @@ Pod (BaseConfig and ModelService, after templating and tensor parallelism) come 
   that serve;
 - a **LauncherConfig** ``<name>-launcher`` (unless ``launcherConfig.name`` names an existing
   one): the launcher (``fma launcher serve``) in container ``inference-server`` with the model
-  container's mounts, ``valueFrom`` env and CPU/memory (no GPUs: a launcher sees the node's),
+  container's mounts, ``valueFrom`` env and CPU/memory (zero GPUs: a launcher sees the node's),
   the Pod's volumes, tolerations and runtime class;
 - optionally a **LauncherPopulationPolicy** ``<name>-launcher`` keeping ``launchersPerNode``
   launchers on every GPU node of the accelerator types with enough GPUs;
@@ -158,9 +158,11 @@ def _launcher_config(
 ) -> Obj:
     container = server.container
     resources = copy.deepcopy(container.get("resources") or {})
-    for section in resources.values():
-        if isinstance(section, dict):
-            section.pop(RESOURCE_GPU, None)
+    for section in ("requests", "limits"):
+        # Zero GPUs in the scheduler's books (a launcher sees the node's), said in both maps:
+        # an extended resource requested without a limit is invalid.
+        amounts = resources.get(section)
+        resources[section] = {**(amounts if isinstance(amounts, dict) else {}), RESOURCE_GPU: 0}
     launcher: Obj = {
         "name": CONTAINER_INFERENCE_SERVER,
         "image": spec.launcher_config.image,
@@ -180,8 +182,7 @@ def _launcher_config(
         launcher["env"] = server.env_from_pod
     if container.get("volumeMounts"):
         launcher["volumeMounts"] = copy.deepcopy(container["volumeMounts"])
-    if any(resources.values()):
-        launcher["resources"] = {k: v for k, v in resources.items() if v}
+    launcher["resources"] = resources
     pod_spec: Obj = {"containers": [launcher]}
     if pod.get("serviceAccountName"):
         pod_spec["serviceAccountName"] = pod["serviceAccountName"]

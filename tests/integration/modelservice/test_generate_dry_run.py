@@ -17,19 +17,18 @@ import yaml
 
 from fma.testcluster.cluster import kubectl
 from fma.testcluster.state import LocalCluster
+from tests.unit.modelservice.helpers import REPO_SAMPLES, SHARED_SAMPLES, sample_files
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
-REPO_SAMPLES = ROOT / "samples" / "modelservice"
-SHARED_SAMPLES = ROOT.parent / "shared" / "samples" / "modelservice"
-
 
 def _samples() -> list[tuple[Path, str]]:
-    found = [(REPO_SAMPLES, p.name) for p in sorted(REPO_SAMPLES.glob("*-msvc.yaml"))]
-    if SHARED_SAMPLES.is_dir():
-        found += [(SHARED_SAMPLES, p.name) for p in sorted(SHARED_SAMPLES.glob("*-msvc.yaml"))]
-    return found
+    directories = [REPO_SAMPLES, *([SHARED_SAMPLES] if SHARED_SAMPLES.is_dir() else [])]
+    return [
+        (d, p.name.removesuffix("-msvc.yaml"))
+        for d in directories
+        for p in sorted(d.glob("*-msvc.yaml"))
+    ]
 
 
 def generate(msvc: Path, base: Path, namespace: str) -> str:
@@ -66,9 +65,7 @@ def dry_run(cluster: LocalCluster, manifests: str) -> subprocess.CompletedProces
 def test_the_server_accepts_every_sample(
     routing_crds: None, testcluster: LocalCluster, namespace: str, directory: Path, sample: str
 ) -> None:
-    msvc = directory / sample
-    base = directory / sample.replace("-msvc.yaml", "-baseconfig.yaml")
-    manifests = generate(msvc, base, namespace)
+    manifests = generate(*sample_files(directory, sample), namespace)
     objects = [d for d in yaml.safe_load_all(manifests) if d]
     proc = dry_run(testcluster, manifests)
     assert proc.returncode == 0, proc.stderr
@@ -79,12 +76,7 @@ def test_the_server_accepts_every_sample(
 def test_a_bad_rendering_is_rejected(
     routing_crds: None, testcluster: LocalCluster, namespace: str
 ) -> None:
-    sample = REPO_SAMPLES / "opt125m-pd"
-    manifests = generate(
-        sample.with_name("opt125m-pd-msvc.yaml"),
-        sample.with_name("opt125m-pd-baseconfig.yaml"),
-        namespace,
-    )
+    manifests = generate(*sample_files(REPO_SAMPLES, "opt125m-pd"), namespace)
     objects: list[dict[str, Any]] = [d for d in yaml.safe_load_all(manifests) if d]
     pool = next(o for o in objects if o["kind"] == "InferencePool")
     pool["spec"]["targetPortNumber"] = 0  # the InferencePool CRD's minimum is 1

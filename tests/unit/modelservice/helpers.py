@@ -67,11 +67,23 @@ def container(deployment: Obj, name: str, *, init: bool = False) -> Obj:
     return dict(found)
 
 
+def sample_files(directory: Path, sample: str) -> tuple[Path, Path]:
+    """A sample's ModelService file and its BaseConfig's: ``<sample>-baseconfig.yaml``, else
+    the ``*-baseconfig.yaml`` whose ConfigMap the ModelService's baseConfigMapRef names (a
+    BaseConfig serves several samples)."""
+    msvc_file = directory / f"{sample}-msvc.yaml"
+    own = directory / f"{sample}-baseconfig.yaml"
+    if own.exists():
+        return msvc_file, own
+    ref = yaml.safe_load(msvc_file.read_text())["spec"]["baseConfigMapRef"]["name"]
+    for path in sorted(directory.glob("*-baseconfig.yaml")):
+        if yaml.safe_load(path.read_text())["metadata"]["name"] == ref:
+            return msvc_file, path
+    raise AssertionError(f"{msvc_file}: no BaseConfig named {ref!r} in {directory}")
+
+
 def load_sample(directory: Path, sample: str) -> tuple[ModelService, BaseConfigMap]:
-    model = ModelService.model_validate(
-        yaml.safe_load((directory / f"{sample}-msvc.yaml").read_text())
-    )
-    config = BaseConfigMap.model_validate(
-        yaml.safe_load((directory / f"{sample}-baseconfig.yaml").read_text())
-    )
+    msvc_file, base_file = sample_files(directory, sample)
+    model = ModelService.model_validate(yaml.safe_load(msvc_file.read_text()))
+    config = BaseConfigMap.model_validate(yaml.safe_load(base_file.read_text()))
     return model, config

@@ -171,7 +171,10 @@ def test_the_launcher_config_runs_the_launcher_with_the_model_containers_needs()
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     ]
     assert launcher["volumeMounts"] == [{"name": "model-storage", "mountPath": "/model-cache"}]
-    assert launcher["resources"] == {"requests": {"cpu": "8", "memory": "16Gi"}}  # no GPUs
+    assert launcher["resources"] == {  # zero GPUs in both maps: one without the other is invalid
+        "requests": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": 0},
+        "limits": {"nvidia.com/gpu": 0},
+    }
     assert spec["volumes"] == [{"name": "model-storage", "emptyDir": {}}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
 
@@ -269,3 +272,11 @@ def test_the_repo_sample() -> None:
     assert config["port"] == find(rendering, "InferencePool")["spec"]["targetPortNumber"] == 8000
     requester = find(rendering, "Deployment", "facebook-opt-125m-fma-decode-requester")
     assert container(requester, "inference-server")["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_the_stub_sample_runs_the_stub_engine_with_its_latencies() -> None:
+    rendering = run(*load_sample(REPO_SAMPLES, "opt125m-fma-stub"))
+    launcher = find(rendering, "LauncherConfig")["spec"]["podTemplate"]["spec"]["containers"][0]
+    assert launcher["args"][-2:] == ["--engine", "stub"]
+    config = find(rendering, "InferenceServerConfig")["spec"]["modelServerConfig"]
+    assert config["env_vars"]["FMA_STUB_START_S"] == "0.5"

@@ -306,6 +306,9 @@ REPO: dict[str, Expected] = {
 }
 
 
+REPO["opt125m-fma-stub"] = REPO["opt125m-fma"]  # the same objects, with the stub engine
+
+
 def _check(rendering: Rendering, expected: Expected) -> None:
     assert set(kinds_and_names(rendering)) == expected.objects
     assert len(rendering.objects) == len(expected.objects)
