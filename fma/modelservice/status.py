@@ -16,8 +16,8 @@ with the EPP's and never writes the decode one). Per role (prefill, decode, EPP)
 
 Two conditions of FMA's own come first: ``Reconciled`` (every child applied, or why not:
 ``InvalidSpec``, ``InvalidBaseConfig``, ``InvalidOption``, ``BaseConfigNotFound``,
-``ApplyFailed``) and ``Ready`` (every role's Deployment has all its replicas updated, ready
-and available).
+``BaseConfigUnreadable``, ``ApplyFailed``) and ``Ready`` (every role's Deployment has all
+its replicas updated, ready and available).
 """
 
 from collections.abc import Mapping, Sequence

@@ -76,17 +76,21 @@ class ModelServiceController:
 
     async def list_all(self) -> None:
         """The first picture, before the watches start: every watched resource listed once.
-        A resource the cluster does not serve (a CRD not installed) is left out with a
-        warning: its objects cannot be made, and the ModelServices that need them say so."""
+        A resource the cluster does not serve (a CRD not installed) or that the operator may
+        not list is left out with a warning: its objects cannot be made, and the ModelServices
+        that need them say so in their status."""
         if not self.options.enabled:
             return
         for resource in WATCHED:
             try:
                 items = await asyncio.to_thread(kube.list_items, self.api, resource, self.namespace)
             except kube.ApiError as error:
-                if error.status != 404:
+                if error.status == 404:
+                    log.warning("%s %s: not served (no CRD)", resource.api_version, resource.kind)
+                elif error.status == 403:
+                    log.warning("%s %s: not allowed to list", resource.api_version, resource.kind)
+                else:
                     raise
-                log.warning("%s is not served (its CRD is not installed)", resource.api_version)
                 continue
             for item in items:
                 self.observe(resource, None, item)

@@ -45,6 +45,7 @@ log = logging.getLogger("fma.modelservice")
 BASE_RETRY_S: Final = 30.0
 """How often a ModelService whose BaseConfig is missing looks for it again (a BaseConfig in
 another namespace is not watched)."""
+REASON_BASECONFIG_UNREADABLE: Final = "BaseConfigUnreadable"
 CONFLICT_RETRY_S: Final = 0.5
 """How soon a ModelService whose guarded apply met a changed object looks again (by then the
 watch has brought the change)."""
@@ -102,7 +103,13 @@ class ModelServiceReconciler:
         base = None
         ref = base_config_ref(body)
         if ref is not None:
-            base = await self._call(kube.get, CONFIGMAP, *ref)
+            try:
+                base = await self._call(kube.get, CONFIGMAP, *ref)
+            except kube.ApiError as error:  # e.g. forbidden in another namespace: say so
+                where = f"spec.baseConfigMapRef: ConfigMap {ref[0]}/{ref[1]}"
+                problem = Outcome(False, REASON_BASECONFIG_UNREADABLE, f"{where}: {error}")
+                await self._report(body, ReconcilePlan(None, problem=problem), problem)
+                return FollowUp(failed=True)
         owned = self.cache.owned(uid)
         # 2. decide
         plan = plan_reconcile(body, base, owned, self._render_options)
