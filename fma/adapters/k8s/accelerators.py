@@ -9,9 +9,11 @@ re-queues the requester's node), and on the requester Pod as its
 operator supplies. The assignment never changes while the Pod lives, so a requester with the
 annotation is never asked again, by this operator or a restarted one.
 
-A failed question is asked again after ``retry_s_min``, doubling to ``retry_s_max``, and after
-``ATTEMPTS_QUIET`` failures in a row the user is told once (``warn``: a Warning Event
-``Unreachable`` on the requester); an answer
+A failed question is asked again at the pace of :mod:`.pace`: eagerly for ``eager_s`` (the
+requester is about to listen: every moment it waits unasked is the controller's latency),
+then after ``retry_s_min``, doubling to ``retry_s_max``; after ``ATTEMPTS_QUIET`` of these
+patient failures the user is told once (``warn``: a Warning Event ``Unreachable`` on the
+requester). An answer
 that is not a list of GPU UUIDs (an empty one included) is a fault of the requester that
 asking quickly will not mend, so it is asked again only at the slowest rate. A failed write
 is retried the same way, the GpuBook keeping the answer meanwhile. One fetch per requester
@@ -39,6 +41,7 @@ from fma.adapters.k8s.launchers import (
     pod_ip,
 )
 from fma.adapters.k8s.observed import GpuBook
+from fma.adapters.k8s.pace import ATTEMPTS_QUIET, Asker, Pace, PaceSettings
 from fma.adapters.k8s.store import uid_of
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import (
@@ -57,9 +60,8 @@ _LOG = logging.getLogger("fma.operator")
 RETRY_S_MIN: Final = 0.2
 RETRY_S_MAX: Final = 10.0
 TIMEOUT_S: Final = 10.0
-ATTEMPTS_QUIET: Final = 3
-"""Failures logged at INFO, and not told, before WARNING and an Event: a requester that has
-just started may not listen yet."""
+EAGER_S: Final = 5.0
+"""How long after its container started a requester is asked eagerly (:mod:`.pace`)."""
 
 _GPU_UUID_RE: Final = re.compile(GPU_UUID_PATTERN)
 
@@ -159,6 +161,7 @@ class GpuFetcher:
         http: httpx.AsyncClient | None = None,
         retry_s_min: float = RETRY_S_MIN,
         retry_s_max: float = RETRY_S_MAX,
+        eager_s: float = EAGER_S,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
         self._gpus = gpus
@@ -170,6 +173,11 @@ class GpuFetcher:
         self._http = http if http is not None else httpx.AsyncClient()
         self._retry_s_min = retry_s_min
         self._retry_s_max = max(retry_s_min, retry_s_max)
+        self._pace = Pace(
+            PaceSettings(
+                eager_s=eager_s, interval_s_min=retry_s_min, interval_s_max=self._retry_s_max
+            )
+        )
         self._timeout = httpx.Timeout(timeout_s)
         self._pods: dict[str, Pod] = {}
         """Requester name -> its latest version."""
@@ -261,48 +269,57 @@ class GpuFetcher:
         self._written.add(uid)
 
     async def _fetch(self, name: str, uid: str) -> tuple[str, ...]:
-        """Ask the SPI until it answers with a list of GPU UUIDs."""
-        delay_s = self._retry_s_min
-        attempt = 0
-        while True:
-            pod = self._pods.get(name)
-            url = _askable(pod) if pod is not None else None
-            wait_s = delay_s
-            if url is not None:
-                attempt += 1
-                try:
-                    return await self._ask(url)
-                except AnswerInvalid as invalid:
-                    wait_s = self._retry_s_max
-                    _LOG.warning(
-                        "requester %s: %s answered badly: %s; again in %.1f s",
-                        name,
-                        SPI_ACCELERATORS_PATH,
-                        invalid,
-                        wait_s,
-                    )
-                except Exception as error:
-                    level = logging.INFO if attempt <= ATTEMPTS_QUIET else logging.WARNING
-                    _LOG.log(
-                        level,
-                        "requester %s: asking %s%s failed: %s; again in %.1f s",
-                        name,
-                        url,
-                        SPI_ACCELERATORS_PATH,
-                        str(error) or type(error).__name__,
-                        wait_s,
-                        exc_info=not isinstance(error, httpx.HTTPError),
-                    )
-                    if attempt == ATTEMPTS_QUIET + 1 and self._warn is not None:
-                        await self._warn(
+        """Ask the SPI until it answers with a list of GPU UUIDs, at the pace's rhythm."""
+        with self._pace.asker() as asker:
+            while True:
+                pod = self._pods.get(name)
+                url = _askable(pod) if pod is not None else None
+                wait_s: float | None = None
+                if url is not None:
+                    try:
+                        return await self._ask(url)
+                    except AnswerInvalid as invalid:
+                        wait_s = self._retry_s_max
+                        _LOG.warning(
+                            "requester %s: %s answered badly: %s; again in %.1f s",
                             name,
-                            uid,
-                            f"the requester's SPI does not answer at {url}"
-                            f"{SPI_ACCELERATORS_PATH}: {str(error) or type(error).__name__}; "
-                            f"asked again with back-off (at most {self._retry_s_max:g} s apart)",
+                            SPI_ACCELERATORS_PATH,
+                            invalid,
+                            wait_s,
                         )
-            await asyncio.sleep(wait_s)
-            delay_s = min(self._retry_s_max, delay_s * 2)
+                    except Exception as error:
+                        asker.asked()
+                        wait_s = asker.wait_s()
+                        await self._failed(name, uid, url, error, asker, wait_s)
+                await asyncio.sleep(asker.wait_s() if wait_s is None else wait_s)
+
+    async def _failed(
+        self, name: str, uid: str, url: str, error: Exception, asker: Asker, wait_s: float
+    ) -> None:
+        """Log a failed question (quietly while the requester is young) and, after
+        ``ATTEMPTS_QUIET`` patient ones, tell the user once."""
+        patient = asker.attempts_patient
+        level = logging.DEBUG if asker.eager else logging.INFO
+        if patient > ATTEMPTS_QUIET:
+            level = logging.WARNING
+        reason = str(error) or type(error).__name__
+        _LOG.log(
+            level,
+            "requester %s: asking %s%s failed: %s; again in %.2f s",
+            name,
+            url,
+            SPI_ACCELERATORS_PATH,
+            reason,
+            wait_s,
+            exc_info=not isinstance(error, httpx.HTTPError),
+        )
+        if patient == ATTEMPTS_QUIET + 1 and self._warn is not None:
+            await self._warn(
+                name,
+                uid,
+                f"the requester's SPI does not answer at {url}{SPI_ACCELERATORS_PATH}: "
+                f"{reason}; asked again with back-off (at most {self._retry_s_max:g} s apart)",
+            )
 
     async def _ask(self, url: str) -> tuple[str, ...]:
         response = await self._http.get(url + SPI_ACCELERATORS_PATH, timeout=self._timeout)

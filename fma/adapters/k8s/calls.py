@@ -178,9 +178,8 @@ class _StatusRecorder(httpx.AsyncBaseTransport):
     """Passes requests on and remembers the last answer's status (for the launcher client,
     whose results do not carry it)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, *, owned: bool) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self._inner = inner
-        self._owned = owned
         self.status = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -189,14 +188,14 @@ class _StatusRecorder(httpx.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        if self._owned:
-            await self._inner.aclose()
+        return None  # the inner transport is shared: its owner closes it
 
 
 class Calls:
-    """The operator's calls. One connection pool for requesters and engines; a launcher
-    client per launcher call. ``wall_clock`` gives the logged start times; ``transport``
-    replaces the network (tests)."""
+    """The operator's calls. One connection pool for requesters and engines, another for the
+    launchers (a launcher client per call over it: a transport of its own per call would cost
+    a TLS context, milliseconds, on every instance's creation). ``wall_clock`` gives the
+    logged start times; ``transport`` replaces the network (tests)."""
 
     def __init__(
         self,
@@ -209,9 +208,12 @@ class Calls:
         self._transport = transport
         self._wall_clock = wall_clock
         self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._launchers = transport if transport is not None else httpx.AsyncHTTPTransport()
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._transport is None:
+            await self._launchers.aclose()
 
     # --- the requester's SPI ---------------------------------------------------------------
 
@@ -404,8 +406,7 @@ class Calls:
     ) -> T:
         """One launcher call (``method`` ``path``, for the log) through a
         :class:`LauncherClient` of the launcher at ``base``."""
-        inner = self._transport if self._transport is not None else httpx.AsyncHTTPTransport()
-        recorder = _StatusRecorder(inner, owned=self._transport is None)
+        recorder = _StatusRecorder(self._launchers)
         url = base + path
         started_wall_s, started_s = self._wall_clock(), time.perf_counter()
         err = ""

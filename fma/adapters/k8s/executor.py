@@ -481,7 +481,7 @@ class K8sExecutor:
         """One API call in a thread; a classified :class:`CallError` when it fails."""
         try:
             return await asyncio.to_thread(
-                call, *args, _request_timeout=self.api_timeout_s, **kwargs
+                kube.call_json, call, *args, _request_timeout=self.api_timeout_s, **kwargs
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             kind = api_error_kind(error)
@@ -489,6 +489,8 @@ class K8sExecutor:
             raise CallError(kind, f"{what}: {api_error_message(error)}", status=status) from None
 
     def _as_dict(self, returned: Any) -> Obj:
+        if isinstance(returned, dict):
+            return returned  # the API server's JSON already
         value = kube.as_dict(self.api, returned)
         return value if isinstance(value, dict) else {}
 

@@ -12,9 +12,10 @@ restart count when the stream was opened. When the Pod goes, changes UID, or its
 stops or restarts, the stream is closed; a launcher whose container stopped has lost its
 instances, so the report and the :class:`EngineBook` notes of the Pod are forgotten at once,
 not when a new stream says so. A launcher that is not up yet, or that stops answering, is
-asked again with a capped exponential back-off. The first failure of a streak (the client has
-already tried ten times itself, over about 20 s) is told to the user (``warn``: a Warning
-Event ``Unreachable`` on the launcher Pod); the next streak only after it answered between.
+asked again at the pace of :mod:`.pace` — eagerly while it starts, then with a capped
+exponential back-off — through one client per container run; after ``ATTEMPTS_QUIET``
+patient failures the user is told once (``warn``: a Warning Event ``Unreachable`` on the
+launcher Pod), and again only after a stream delivered in between.
 A stream silent for ``stream_idle_s`` is reopened (a fresh list), so a connection that died
 without a word is not trusted forever.
 
@@ -36,6 +37,7 @@ import httpx
 
 from fma.adapters.k8s.engines import EngineBook
 from fma.adapters.k8s.observed import LauncherReport, ReportBook
+from fma.adapters.k8s.pace import ATTEMPTS_QUIET, Asker, Pace, PaceSettings
 from fma.adapters.k8s.store import pod_node, uid_of
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import (
@@ -54,6 +56,9 @@ _LOG = logging.getLogger("fma.operator")
 
 RETRY_S_MIN: Final = 0.1
 RETRY_S_MAX: Final = 5.0
+EAGER_S: Final = 5.0
+"""How long after its container started a launcher is asked eagerly (:mod:`.pace`): until its
+instance list has arrived, its node's reconciles wait."""
 STREAM_IDLE_S: Final = 300.0
 """A stream that delivered nothing for this long is reopened (the launcher sends no
 heartbeats, so a dead connection is otherwise silent)."""
@@ -156,7 +161,7 @@ class WatchClient(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def watch(self) -> AsyncIterator[WatchItem]: ...
+    def watch(self, *, failure_count_max: int = ...) -> AsyncIterator[WatchItem]: ...
 
 
 # --- the watches ---------------------------------------------------------------------------------
@@ -208,6 +213,7 @@ class LauncherWatches:
         port: int = LAUNCHER_PORT,
         retry_s_min: float = RETRY_S_MIN,
         retry_s_max: float = RETRY_S_MAX,
+        eager_s: float = EAGER_S,
         stream_idle_s: float = STREAM_IDLE_S,
     ) -> None:
         self._reports = reports
@@ -217,8 +223,13 @@ class LauncherWatches:
         self._warn = warn
         self._connect = connect
         self._port = port
-        self._retry_s_min = retry_s_min
-        self._retry_s_max = max(retry_s_min, retry_s_max)
+        self._pace = Pace(
+            PaceSettings(
+                eager_s=eager_s,
+                interval_s_min=retry_s_min,
+                interval_s_max=max(retry_s_min, retry_s_max),
+            )
+        )
         self._stream_idle_s = stream_idle_s
         self._watches: dict[str, _Watch] = {}
         self._runs: dict[str, tuple[str, int]] = {}
@@ -301,45 +312,68 @@ class LauncherWatches:
     # --- one stream ------------------------------------------------------------------------------
 
     async def _follow(self, name: str, watch: _Watch) -> None:
-        """Follow the launcher's stream until cancelled, reconnecting with back-off."""
+        """Follow the launcher's stream until cancelled, with one client for the container
+        run, reconnecting at the pace of :mod:`.pace` after a failure."""
         url = base_url(watch.target.ip, self._port)
         loop = asyncio.get_running_loop()
-        delay_s = self._retry_s_min
-        failures = 0
-        while True:
-            try:
-                async with self._connect(url) as client:
-                    items = client.watch()
+        streak: Asker | None = None
+        """The pace of the failures since the stream last delivered."""
+        try:
+            async with self._connect(url) as client:
+                while True:
                     try:
-                        async with asyncio.timeout(self._stream_idle_s) as deadline:
-                            async for item in items:
-                                deadline.reschedule(loop.time() + self._stream_idle_s)
-                                self._apply(name, watch, item)
-                                delay_s, failures = self._retry_s_min, 0
-                    finally:
-                        await _close(items)
-            except TimeoutError:
-                _LOG.debug("launcher %s: nothing for %.0f s: relisting", name, self._stream_idle_s)
-                continue
-            except Exception as error:
-                _LOG.warning(
-                    "launcher %s (%s): watch failed: %s; again in %.1f s",
-                    name,
-                    url,
-                    _describe(error),
-                    delay_s,
-                    exc_info=not _expected(error),
-                )
-                failures += 1
-                if failures == 1 and self._warn is not None:
-                    await self._warn(
-                        name,
-                        watch.target.uid,
-                        f"the launcher does not answer at {url}: {_describe(error)}; asked "
-                        f"again with back-off (at most {self._retry_s_max:g} s apart)",
-                    )
-            await asyncio.sleep(delay_s)
-            delay_s = min(self._retry_s_max, delay_s * 2)
+                        items = client.watch(failure_count_max=1)
+                        try:
+                            async with asyncio.timeout(self._stream_idle_s) as deadline:
+                                async for item in items:
+                                    deadline.reschedule(loop.time() + self._stream_idle_s)
+                                    self._apply(name, watch, item)
+                                    if streak is not None:
+                                        streak.__exit__(None, None, None)
+                                        streak = None
+                        finally:
+                            await _close(items)
+                    except TimeoutError:
+                        _LOG.debug(
+                            "launcher %s: nothing for %.0f s: relisting", name, self._stream_idle_s
+                        )
+                        continue
+                    except Exception as error:
+                        if streak is None:
+                            streak = self._pace.asker().__enter__()
+                        streak.asked()
+                        wait_s = streak.wait_s()
+                        await self._failed(name, watch, url, error, streak, wait_s)
+                        await asyncio.sleep(wait_s)
+        finally:
+            if streak is not None:
+                streak.__exit__(None, None, None)
+
+    async def _failed(
+        self, name: str, watch: _Watch, url: str, error: Exception, streak: Asker, wait_s: float
+    ) -> None:
+        """Log a failure (quietly while the launcher is young) and, after ``ATTEMPTS_QUIET``
+        patient ones, tell the user once per streak."""
+        patient = streak.attempts_patient
+        level = logging.DEBUG if streak.eager else logging.INFO
+        if patient > ATTEMPTS_QUIET:
+            level = logging.WARNING
+        _LOG.log(
+            level,
+            "launcher %s (%s): watch failed: %s; again in %.2f s",
+            name,
+            url,
+            _describe(error),
+            wait_s,
+            exc_info=not _expected(error),
+        )
+        if patient == ATTEMPTS_QUIET + 1 and self._warn is not None:
+            await self._warn(
+                name,
+                watch.target.uid,
+                f"the launcher does not answer at {url}: {_describe(error)}; asked again with "
+                f"back-off (at most {self._pace.settings.interval_s_max:g} s apart)",
+            )
 
     def _apply(self, name: str, watch: _Watch, item: WatchItem) -> None:
         if self._watches.get(name) is not watch:

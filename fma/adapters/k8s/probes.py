@@ -11,7 +11,9 @@ provider, none for its container's current run), or notes it ``STARTING``, an
   has no ``/is_sleeping``, which vLLM has only with ``VLLM_SERVER_DEV_MODE=1``, cannot have
   been put to sleep: ``AWAKE``). A starting engine that begins to answer is recorded in the
   trace (``instance_awake``).
-- No answer yet (loading): ``STARTING`` is noted once, and the engine is asked again after
+- No answer yet (loading): ``STARTING`` is noted once, and the engine is asked again at the
+  pace of :mod:`.pace`: eagerly for ``eager_s`` (a stub or a small model is about to serve,
+  and every moment it serves unasked is the controller's latency), then after
   ``interval_s_min``, doubling to ``interval_s_max``.
 
 A probe never overwrites what the executor noted meanwhile (a wake, a sleep or a stop under
@@ -45,6 +47,7 @@ from fma.adapters.k8s.launchers import (
     restart_count,
 )
 from fma.adapters.k8s.observed import ReportBook, container_run
+from fma.adapters.k8s.pace import Pace, PaceSettings
 from fma.adapters.k8s.render.direct import direct_engine_port
 from fma.adapters.k8s.render.errors import RenderError
 from fma.adapters.k8s.store import name_of, pod_node, uid_of
@@ -62,6 +65,7 @@ _LOG = logging.getLogger("fma.operator")
 
 INTERVAL_S_MIN: Final = 0.25
 INTERVAL_S_MAX: Final = 2.0
+EAGER_S: Final = 5.0
 TIMEOUT_S: Final = 5.0
 """Per call; a loading engine refuses connections, so this bounds only a hung one."""
 PROBES_MAX: Final = 16
@@ -114,6 +118,7 @@ class EngineProbes:
         probes_max: int = PROBES_MAX,
         interval_s_min: float = INTERVAL_S_MIN,
         interval_s_max: float = INTERVAL_S_MAX,
+        eager_s: float = EAGER_S,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
         self._reports = reports
@@ -123,8 +128,13 @@ class EngineProbes:
         self._own_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
         self._slots = asyncio.Semaphore(max(1, probes_max))
-        self._interval_s_min = interval_s_min
-        self._interval_s_max = max(interval_s_min, interval_s_max)
+        self._pace = Pace(
+            PaceSettings(
+                eager_s=eager_s,
+                interval_s_min=interval_s_min,
+                interval_s_max=max(interval_s_min, interval_s_max),
+            )
+        )
         self._timeout = httpx.Timeout(timeout_s)
         self._pods: dict[str, Pod] = {}
         """Provider Pod name -> its latest version (launchers and direct providers only)."""
@@ -251,20 +261,20 @@ class EngineProbes:
 
     async def _probe(self, provider: str, instance_id: str) -> None:
         """Ask until the engine answers or needs no asking; note ``STARTING`` meanwhile."""
-        interval_s = self._interval_s_min
-        while True:
-            try:
-                ask = self._asks(provider).get(instance_id)
-                if ask is None:
-                    return
-                async with self._slots:
-                    phase = await self._ask(ask.url)
-                if self._settle(provider, instance_id, phase):
-                    return
-            except Exception:
-                _LOG.exception("engine probe %s/%s failed", provider, instance_id)
-            await asyncio.sleep(interval_s)
-            interval_s = min(self._interval_s_max, interval_s * 2)
+        with self._pace.asker() as asker:
+            while True:
+                try:
+                    ask = self._asks(provider).get(instance_id)
+                    if ask is None:
+                        return
+                    async with self._slots:
+                        phase = await self._ask(ask.url)
+                    if self._settle(provider, instance_id, phase):
+                        return
+                except Exception:
+                    _LOG.exception("engine probe %s/%s failed", provider, instance_id)
+                asker.asked()
+                await asyncio.sleep(asker.wait_s())
 
     def _settle(self, provider: str, instance_id: str, phase: InstanceState | None) -> bool:
         """Record an answer (or its absence); whether the probe is over. Runs without awaiting,

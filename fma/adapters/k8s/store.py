@@ -16,6 +16,7 @@ ConfigMap) concerns every node, and the first two also :data:`CONFIGS`.
 """
 
 import copy
+import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -66,6 +67,20 @@ def _newer(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
         return True
 
 
+def _private_copy(body: Mapping[str, Any]) -> Obj:
+    """A copy nobody else holds, without ``metadata.managedFields`` (nothing here reads them,
+    and they are often half an object). Objects are JSON, so a JSON round trip copies them,
+    at half the cost of ``copy.deepcopy``; this copy is on the path of every watch event."""
+    try:
+        obj: Obj = json.loads(json.dumps(body))
+    except TypeError:  # not JSON after all (a test's object): copy it the slow way
+        obj = copy.deepcopy(dict(body))
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return obj
+
+
 class ObjectStore:
     """The latest object of each kind and name, with a per-node index of Pods."""
 
@@ -93,7 +108,7 @@ class ObjectStore:
         old = self._objects[kind].get(name)
         if not _newer(old, body):
             return set()
-        obj = copy.deepcopy(dict(body))
+        obj = _private_copy(body)
         self._objects[kind][name] = obj
         keys = self._concerns(kind, obj)
         if kind is Kind.POD:

@@ -157,7 +157,7 @@ def test_a_requester_that_does_not_answer_is_told_once_and_still_asked(
         told.append((name, uid, message))
 
     async def scenario() -> None:
-        world = World(tmp_path, warn=warn, retry_s_min=0.01, retry_s_max=0.02)
+        world = World(tmp_path, warn=warn, retry_s_min=0.01, retry_s_max=0.02, eager_s=0.3)
         world.fetcher.pod_changed(requester_pod(port), NAME)
         await eventually(lambda: len(told) == 1, "a warning")
         await asyncio.sleep(0.2)  # refused all along: no second warning
