@@ -57,6 +57,10 @@ def run(
             min=0, max=65535, help="Port of /healthz and /readyz (0: no health endpoint)."
         ),
     ] = 8081,
+    metrics_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port of the Prometheus /metrics (0: none)."),
+    ] = 8002,
     leader_elect: Annotated[
         bool,
         typer.Option(help="Act only while holding the Lease, so that replicas never act at once."),
@@ -176,6 +180,7 @@ def run(
         lease=lease,
         identity=identity or "",
         health_port=health_port or None,
+        metrics_port=metrics_port or None,
         proxy_all=proxy_all,
         gpu_memory_bytes_default=_bytes(gpu_memory, "--gpu-memory"),
         trace=trace,

@@ -25,9 +25,9 @@ is a latency floor on every change).
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,12 +46,13 @@ from fma.adapters.k8s.executor import K8sExecutor
 from fma.adapters.k8s.gather import GatherSettings, K8sReader
 from fma.adapters.k8s.launchers import REASON_UNREACHABLE, LauncherWatches
 from fma.adapters.k8s.leader import LeaseElector, LeaseSettings
+from fma.adapters.k8s.metrics import OperatorMetrics
 from fma.adapters.k8s.observed import GpuBook, Relays, ReportBook
 from fma.adapters.k8s.probes import EngineProbes
 from fma.adapters.k8s.scheduler import AsyncioScheduler
 from fma.adapters.k8s.store import Kind, ObjectStore, name_of, pod_node, uid_of
 from fma.adapters.k8s.trace import OperatorTrace
-from fma.api.constants import GROUP, VERSION
+from fma.api.constants import CONTROLLER_METRICS_PORT, GROUP, VERSION
 from fma.control.queue import WorkQueue
 from fma.control.reconcile import CONFIGS, conclude, decide
 from fma.core.actions import SubjectKind
@@ -88,6 +89,8 @@ class OperatorOptions:
     """This replica's name in the Lease (default: host name and a random suffix)."""
     health_port: int | None = 8081
     """Port of ``/healthz`` and ``/readyz`` (None: no endpoint)."""
+    metrics_port: int | None = CONTROLLER_METRICS_PORT
+    """Port of ``/metrics`` (None: no endpoint; :mod:`.metrics`)."""
     proxy_all: bool = False
     """Configure every requester's proxy, not only those with the proxy-port annotation."""
     gpu_memory_bytes_default: int = 80 * GIB_BYTES
@@ -103,11 +106,10 @@ class OperatorOptions:
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Kopf connects as the Kubernetes client does: the Pod's ServiceAccount, else the
-    kubeconfig."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return kopf.login_with_service_account(**kwargs)
-    return kopf.login_with_kubeconfig(**kwargs)
+    """Kopf connects as the Kubernetes client does: the Pod's ServiceAccount at
+    ``$KUBERNETES_SERVICE_HOST`` (Kopf's own in-cluster login names ``kubernetes.default.svc``,
+    which needs cluster DNS), else the kubeconfig."""
+    return kopf.login_via_client(**kwargs)
 
 
 def default_identity() -> str:
@@ -123,13 +125,15 @@ class Operator:
         api: client.ApiClient,
         *,
         clock: Callable[[], float] | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.options = options
         self.api = api
         self.scheduler = AsyncioScheduler()
         self.clock = clock or self.scheduler.now_s
         self.store = ObjectStore()
-        self.trace = OperatorTrace(options.trace, self.clock)
+        self.metrics = metrics or OperatorMetrics(options.namespace, runtime=False)
+        self.trace = OperatorTrace(options.trace, self.clock, listeners=(self.metrics.record,))
         self.engines = EngineBook(on_change=self._provider_changed)
         self.reports = ReportBook()
         self.gpus = GpuBook()
@@ -172,7 +176,10 @@ class Operator:
             changed=self.enqueue,
             warn=partial(self._warn_unreachable, SubjectKind.REQUESTER),
         )
-        self.queue = WorkQueue(self.scheduler, self._process, workers=options.workers)
+        self.queue = WorkQueue(
+            self.scheduler, self._process, workers=options.workers, record_waits=True
+        )
+        self.metrics.follow(self.store, self.queue)
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsynced_since: dict[str, float] = {}
         self.synced = False
@@ -232,6 +239,7 @@ class Operator:
 
     async def _reconcile(self, key: str, done: Callable[[FollowUp], None]) -> None:
         follow = FollowUp(failed=True)
+        started_s = time.monotonic()
         try:
             if self._waits_for_launchers(key):
                 follow = FollowUp(requeue_after_s=SYNC_RETRY_S)
@@ -244,6 +252,7 @@ class Operator:
         except Exception:
             log.exception("reconcile of %s failed", key)
         finally:
+            self.metrics.reconciled(follow, time.monotonic() - started_s, self.queue.take_waits())
             done(follow)
 
     async def _annotate(self, pod_name: str, uid: str, annotations: Mapping[str, str]) -> None:
@@ -328,6 +337,7 @@ class Operator:
         return settings
 
     async def close(self) -> None:
+        self.metrics.unfollow()
         self.queue.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -353,6 +363,10 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
     api = await asyncio.to_thread(kube.connect)
     health = HealthState()
     server = await start_health_server(options.health_port, health)
+    metrics = OperatorMetrics(
+        options.namespace, lease=options.lease.name, leading=lambda: health.leading
+    )
+    metrics_server = await serve_http(options.metrics_port, metrics.asgi_app(), "metrics")
     try:
         elector = None
         if options.leader_election:
@@ -361,10 +375,11 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
             if not await elector.acquire(stop):
                 return 0
         health.leading = True
-        return await _lead(options, api, stop, elector, health)
+        return await _lead(options, api, stop, elector, health, metrics)
     finally:
-        if server is not None:
-            await server.stop()
+        for running in (server, metrics_server):
+            if running is not None:
+                await running.stop()
         kube.close(api)
 
 
@@ -374,8 +389,9 @@ async def _lead(
     stop: asyncio.Event,
     elector: LeaseElector | None,
     health: "HealthState",
+    metrics: OperatorMetrics,
 ) -> int:
-    operator = Operator(options, api)
+    operator = Operator(options, api, metrics=metrics)
     kopf_stop = asyncio.Event()
     # Renewing starts at once: listing and starting the watches may take longer than a lease.
     lease = asyncio.create_task(elector.hold(stop), name="lease") if elector else None
@@ -457,7 +473,6 @@ async def start_health_server(port: int | None, health: HealthState) -> _Server 
     """``/healthz`` (the process answers) and ``/readyz`` (it acts: 503 while standby)."""
     if port is None:
         return None
-    import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import PlainTextResponse
 
@@ -473,6 +488,15 @@ async def start_health_server(port: int | None, health: HealthState) -> _Server 
             return PlainTextResponse("ok")
         return PlainTextResponse("standby" if not health.leading else "syncing", status_code=503)
 
+    return await serve_http(port, app, "health")
+
+
+async def serve_http(port: int | None, app: Any, name: str) -> _Server | None:
+    """Serve the ASGI ``app`` on ``port`` of every address, on this loop (None: nothing)."""
+    if port is None:
+        return None
+    import uvicorn
+
     class QuietServer(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -481,5 +505,12 @@ async def start_health_server(port: int | None, health: HealthState) -> _Server 
     server = QuietServer(
         uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning", lifespan="off")  # noqa: S104
     )
-    task = asyncio.create_task(server.serve(), name="health")
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits when it cannot listen: say so, and act on
+            log.error("the %s endpoint cannot listen on port %d", name, port)
+
+    task = asyncio.create_task(serve(), name=name)
     return _Server(server, task)

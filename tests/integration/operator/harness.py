@@ -94,6 +94,8 @@ class OperatorProcess:
             self.namespace,
             "--health-port",
             "0",
+            "--metrics-port",
+            "0",
             "--trace",
             str(self.trace),
             *self.extra,
