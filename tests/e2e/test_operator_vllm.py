@@ -33,6 +33,10 @@ ENGINE_PORT = 8005
 LAUNCHER_READY_S = 300.0
 ENGINE_READY_S = 600.0
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+ONE_PROCESS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+"""With ``--distributed-executor-backend uni``: the engine core and its worker in the forked
+instance itself, so no process imports vLLM again (half the start-up on the CPU, see
+bench/results/launcher-*.json)."""
 NO_SLEEP_ENDPOINTS = {"VLLM_SERVER_DEV_MODE": "0"}
 
 
@@ -43,7 +47,7 @@ def server_options(model: Path) -> str:
     for flag in ("--host", "--port"):
         at = options.index(flag)
         del options[at : at + 2]
-    return shlex.join(options)
+    return shlex.join([*options, "--distributed-executor-backend", "uni"])
 
 
 def setup(world: World, model: Path) -> None:
@@ -75,7 +79,7 @@ def setup(world: World, model: Path) -> None:
             "modelServerConfig": {
                 "port": ENGINE_PORT,
                 "options": server_options(model),
-                "env_vars": {**CPU_ENV, **NO_SLEEP_ENDPOINTS},
+                "env_vars": {**CPU_ENV, **ONE_PROCESS, **NO_SLEEP_ENDPOINTS},
             },
         },
     )

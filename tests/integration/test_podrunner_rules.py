@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fma.testcluster.podrunner import gpus, images, stages, status
+from fma.testcluster.podrunner import gpus, hosts, images, stages, status
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
 from fma.testcluster.podrunner.expansion import expand
 from fma.testcluster.podrunner.ipam import IpAllocator
@@ -83,6 +83,25 @@ def test_the_vllm_cpu_tag_runs_the_vllm_environment_once_it_is_built(
     vllm_env.venv_python().touch()
     (vllm_env.venv_dir() / vllm_env.STAMP_NAME).touch()
     assert images.image_program(vllm, FMA) == vllm_env.venv_dir() / "bin" / "fma"
+
+
+def test_a_pods_hosts_file_names_it_at_its_ip_as_the_kubelets_does() -> None:
+    pod = {
+        "spec": {
+            "hostAliases": [
+                {"ip": "10.1.2.3", "hostnames": ["db", "db.local"]},
+                {"ip": "10.1.2.4"},  # no names: nothing to write
+            ]
+        }
+    }
+    text = hosts.hosts_file(pod, "10.244.0.254", "launcher-x")
+    lines = text.splitlines()
+    assert lines[0] == "# Kubernetes-managed hosts file."
+    assert "127.0.0.1\tlocalhost" in lines
+    assert "10.244.0.254\tlauncher-x" in lines
+    assert lines[-2:] == ["# Entries added by HostAliases.", "10.1.2.3\tdb\tdb.local"]
+    assert "10.1.2.4" not in text
+    assert "HostAliases" not in hosts.hosts_file({}, "10.244.0.254", "x")
 
 
 @pytest.mark.parametrize(

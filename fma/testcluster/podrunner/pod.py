@@ -27,6 +27,7 @@ from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
 from fma.testcluster.podrunner import gpus, netns, prober, probes, status
 from fma.testcluster.podrunner.context import Context
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
+from fma.testcluster.podrunner.hosts import write_hosts_file
 from fma.testcluster.podrunner.images import (
     NotRunnable,
     container_argv,
@@ -102,6 +103,7 @@ class PodWorker:
         self._grace = DELETE_GRACE_MAX_S
         self.gone = False
         self._sandbox: netns.Sandbox | None = None
+        self._hosts: Path | None = None
         self._node_gpus: list[str] = []
         self._gpus: dict[str, list[str]] = {}
         self._binds: dict[str, list[tuple[Path, str]]] = {}
@@ -206,6 +208,9 @@ class PodWorker:
                 if await self._sleep(RETRY_S):
                     return False
         _LOG.info("pod %s/%s: sandbox %s, IP %s", self.namespace, self.name, netns_name, ip)
+        self._hosts = await self.ctx.call(
+            write_hosts_file, self.dir / "etc-hosts", self.pod, ip, self.hostname
+        )
         self.view.pod_ip, self.view.sandbox_ready = ip, True
         self._mark_dirty()
         while not self._terminate.is_set():
@@ -327,6 +332,7 @@ class PodWorker:
             netns_path=self._sandbox.netns_path,
             hostname=self.hostname,
             binds=self._binds.get(view.name, []),
+            hosts=self._hosts,
             cgroup=cgroup,
             workdir=str(spec.get("workingDir") or "/"),
         )

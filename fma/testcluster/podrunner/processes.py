@@ -44,6 +44,8 @@ class Launch:
     netns_path: str
     hostname: str
     binds: list[tuple[Path, str]] = field(default_factory=list)
+    hosts: Path | None = None
+    """The Pod's ``/etc/hosts`` (:mod:`.hosts`)."""
     cgroup: Path | None = None
     workdir: str = "/"
 
@@ -73,6 +75,8 @@ class ContainerProcess:
             helper.append(f"--cgroup={launch.cgroup}")
         helper += [f"--netns={launch.netns_path}", f"--hostname={launch.hostname}"]
         helper += [f"--bind={src}:{dst}" for src, dst in launch.binds]
+        if launch.hosts is not None:
+            helper.append(f"--hosts={launch.hosts}")
         helper += [f"--workdir={launch.workdir}", "--", *launch.argv]
         with launch.log.open("ab") as out:
             self._popen = subprocess.Popen(

@@ -13,8 +13,8 @@ In order:
 3. either join the namespaces of a running container (``--join PID``: exec probes), or
    enter the Pod's network namespace (``--netns``) and make private mount and UTS
    namespaces: hostname = Pod name, a fresh tmpfs over ``/var/run/secrets`` (hiding the
-   host's), and read-only bind mounts of the Pod's projected files (``--bind SRC:DST``,
-   the ServiceAccount token, CA and namespace);
+   host's), read-only bind mounts of the Pod's projected files (``--bind SRC:DST``, the
+   ServiceAccount token, CA and namespace) and of its ``/etc/hosts`` (``--hosts FILE``);
 4. ``chdir`` and ``execvpe`` the program with the environment it was given.
 
 Errors before the exec are printed to stderr (the container's log) with exit code 127.
@@ -40,6 +40,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 SECRETS = "/var/run/secrets"
+HOSTS = "/etc/hosts"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -81,9 +82,12 @@ def _enter_new(options: argparse.Namespace) -> None:
         _check(_libc.sethostname(name, len(name)), "sethostname")
     if Path(SECRETS).is_dir():
         _mount("tmpfs", SECRETS, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4m")
-    for spec in options.bind:
-        source, target = spec.rsplit(":", 1)
+    binds = [spec.rsplit(":", 1) for spec in options.bind]
+    for _, target in binds:
         Path(target).mkdir(parents=True, exist_ok=True)
+    if options.hosts:
+        binds.append([options.hosts, HOSTS])  # a file over a file: nothing to make
+    for source, target in binds:
         _mount(source, target, None, MS_BIND, None)
         _mount("none", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
 
@@ -105,6 +109,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--netns", default="")
     parser.add_argument("--hostname", default="")
     parser.add_argument("--bind", action="append", default=[])
+    parser.add_argument("--hosts", default="")
     parser.add_argument("--join", type=int, default=0)
     parser.add_argument("--workdir", default="/")
     options = parser.parse_args(argv[:split])
