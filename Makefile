@@ -8,8 +8,10 @@ FMA_CACHE ?= $(HOME)/.cache/fma
 export FMA_CACHE
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 OUT ?= out
+CHART_CRDS := inferenceserverconfigs.yaml launcherconfigs.yaml launcherpopulationpolicies.yaml
 
-.PHONY: install demo test lint types imports unit property integration e2e soak crds clean
+.PHONY: install demo demo-cluster test lint types imports unit property integration e2e soak crds \
+	chart-snapshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +31,20 @@ demo: install
 	@echo "run report:        $(OUT)/demo/report.html"
 	@echo "comparison report: $(OUT)/compare/report.html"
 
+## FMA on the test control plane: `fma testcluster up`, `helm install charts/fma`, a cold, a warm
+## and a hot actuation shown live, then the actuation metrics from the operator's /metrics.
+## The cluster is taken down at the end; KEEP=1 keeps it (`fma testcluster down` removes it).
+## Needs root, as the pod runner does.
+demo-cluster: install
+	$(BIN)/fma testcluster build
+	$(BIN)/python scripts/demo_cluster.py
+
 ## Every check: lint, types, import rules, unit, property, integration, e2e.
 test: lint types imports unit property integration e2e
 
 lint: install
-	$(BIN)/ruff check fma tests bench
-	$(BIN)/ruff format --check fma tests bench
+	$(BIN)/ruff check fma tests bench scripts
+	$(BIN)/ruff format --check fma tests bench scripts
 
 types: install
 	$(BIN)/mypy
@@ -67,6 +77,12 @@ soak: install
 crds: install
 	$(BIN)/fma crds --out-dir crds
 	$(BIN)/fma policies > deploy/admission-policies.yaml
+	cp $(addprefix crds/,$(CHART_CRDS)) charts/fma/crds/
+	cp deploy/admission-policies.yaml charts/fma/files/admission-policies.yaml
+
+## After an intended change to what the chart renders: rewrite its snapshots (review the diff).
+chart-snapshots: install
+	FMA_UPDATE_SNAPSHOTS=1 $(BIN)/pytest -q tests/unit/chart/test_snapshots.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .pytest_cache .ruff_cache .hypothesis

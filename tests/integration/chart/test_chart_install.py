@@ -1,0 +1,215 @@
+"""``helm install charts/fma`` on the test control plane, and a requester served through it.
+
+Nothing is done outside the chart and the cluster: the chart's CRDs, RBAC, admission policies
+and Deployment are installed by helm, and the pod runner runs the operator's Pod itself, as the
+chart's ServiceAccount (its token is all the operator has). A requester is then served warm
+(from the population's launcher) and, after it went and came back, hot (its instance woken) —
+so every API call the operator makes on those paths goes through the chart's Roles: a verb
+missing from them fails this test (the operator's log must show no denial, and the requester
+would not be served). The admission policies are judged too: the operator may write FMA's
+records, the cluster admin may not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_COMPONENT, LABEL_DUAL, LABEL_SLEEPING
+from fma.testcluster.state import LocalCluster
+from fma.testcluster.wait import wait_until
+from tests.integration.conftest import GPU_MAP_NAMESPACE
+from tests.integration.operator.harness import World, is_ready, labels
+
+pytestmark = pytest.mark.integration
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "fma"
+RELEASE = "fma"
+NODE = "gpu-node-0"
+LAUNCHER_SA = "fma-launcher"
+DENIALS = ("403", "Forbidden", "forbidden")
+
+
+@dataclass
+class Release:
+    """The installed chart: its namespace and the operator's Pod."""
+
+    cluster: LocalCluster
+    namespace: str
+    core: client.CoreV1Api
+    world: World
+    """The test's namespace: what it makes there, and what it reads back."""
+
+    def operator_pods(self) -> list[Any]:
+        selector = f"{LABEL_COMPONENT}=dual-pods-controller"
+        return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+
+    def operator_pod(self) -> Any:
+        (pod,) = [p for p in self.operator_pods() if p.metadata.deletion_timestamp is None]
+        return pod
+
+    def operator_log(self) -> str:
+        """The operator container's output, as the pod runner keeps it."""
+        pod = self.operator_pod()
+        directory = (
+            self.cluster.state_dir
+            / "pods"
+            / f"{self.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
+        )
+        return "".join(
+            p.read_text(errors="replace") for p in sorted(directory.glob("controller/*.log"))
+        )
+
+    def messages(self, reason: str) -> list[str]:
+        """The messages of the namespace's Events of ``reason``."""
+        events = self.core.list_namespaced_event(self.namespace).items
+        return [str(e.message) for e in events if e.reason == reason]
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The operator's /metrics, at its Pod IP as Prometheus scrapes it."""
+        ip = self.operator_pod().status.pod_ip
+        text = httpx.get(f"http://{ip}:8002/metrics", timeout=5, trust_env=False).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+
+@pytest.fixture
+def release(
+    request: pytest.FixtureRequest,
+    testcluster: LocalCluster,
+    api: Any,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[Release]:
+    if testcluster.pod_network is None:
+        pytest.skip("no pod runner on this machine (needs root): the operator's Pod cannot run")
+    env = {
+        **testcluster.env(),
+        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
+        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
+    }
+
+    def helm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(testcluster.helm), *args], capture_output=True, text=True, env=env, timeout=180
+        )
+
+    installed = Release(
+        testcluster, namespace, client.CoreV1Api(api), World(testcluster, api, namespace, tmp_path)
+    )
+    # The cluster's GPUs, given to the chart's gpu-map (the controller places by it).
+    gpu_map = installed.core.read_namespaced_config_map(CONFIGMAP_GPU_MAP, GPU_MAP_NAMESPACE)
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "image": {"tag": "test"},
+                "gpuMap": {node: json.loads(gpus) for node, gpus in gpu_map.data.items()},
+            }
+        )
+    )
+    deployed = False
+    try:
+        done = helm(
+            "install", RELEASE, str(CHART), "--namespace", namespace,
+            "--values", str(values), "--wait", "--timeout", "120s",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "STATUS: deployed" in done.stdout
+        deployed = True
+        yield installed
+    finally:
+        call = getattr(request.node, "report_call", None)
+        if not deployed or (call is not None and call.failed):
+            print("\n--- Events ---")
+            for event in installed.core.list_namespaced_event(namespace).items:
+                print(f"{event.involved_object.name}: {event.reason}: {event.message}")
+            try:
+                print(f"\n--- the operator's log ---\n{installed.operator_log()[-6000:]}")
+            except Exception as error:  # no Pod: helm's answer says why
+                print(f"\n(no operator log: {error})")
+        # The cluster-wide admission policies go with the release: other tests' operators
+        # run as the cluster admin, whom they would deny.
+        helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "60s")
+        wait_until(
+            lambda: not installed.operator_pods(),
+            timeout=30,
+            what="the operator's Pod to be gone",
+        )
+        installed.world.close()  # the finalizers nobody removes once the operator is gone
+
+
+@pytest.fixture
+def world(release: Release) -> World:
+    return release.world
+
+
+def test_the_chart_serves_a_requester_warm_then_hot(release: Release, world: World) -> None:
+    assert is_ready(world.pod(release.operator_pod().metadata.name) or {})
+    world.launcher_config("lc1")  # its launchers run as the chart's launcher ServiceAccount:
+    template = {"podTemplate": {"spec": {"serviceAccountName": LAUNCHER_SA}}}
+    world.patch_custom("LauncherConfig", "lc1", {"spec": template})
+    world.isc("isc1", port=8005, model="smollm")
+    world.population("lpp1", "lc1", 1, {"matchLabels": {"nvidia.com/gpu.present": "true"}})
+    world.wait(
+        lambda: all(any(is_ready(p) for p in world.launchers(n)) for n in world.cluster.nodes),
+        "the population's launchers to be Ready",
+    )
+    assert {p["spec"]["serviceAccountName"] for p in world.launchers()} == {LAUNCHER_SA}
+
+    world.replicaset("rs1", isc="isc1", node=NODE)
+    requester, launcher = world.served("rs1")
+    name = launcher["metadata"]["name"]
+    with pytest.raises(ApiException) as refused:  # the admin is no FMA controller
+        world.core.patch_namespaced_pod(
+            requester["metadata"]["name"],
+            world.namespace,
+            {"metadata": {"labels": {LABEL_DUAL: "x"}}},
+        )
+    assert "may be changed only by the FMA controllers" in str(refused.value.body)
+
+    world.scale("rs1", 0)
+    world.gone("rs1")
+
+    def asleep_and_unbound() -> bool:
+        pod = world.pod(name)
+        return (
+            pod is not None
+            and labels(pod).get(LABEL_SLEEPING) == "true"
+            and LABEL_DUAL not in labels(pod)
+        )
+
+    world.wait(asleep_and_unbound, f"{name} to be unbound with its instance asleep")
+    world.scale("rs1", 1)
+    _, again = world.served("rs1")
+    assert again["metadata"]["name"] == name  # woken where it slept
+
+    bound = sorted(release.messages("Bound"))
+    assert [m.rsplit(" ", 1)[1] for m in bound] == ["(hot)", "(warm)"]
+    assert len(release.messages("Actuated")) == 2
+
+    found = release.metrics()
+    count = "fma_actuation_seconds_count"
+    for path in ("warm", "hot"):
+        series = (("exported_namespace", world.namespace), ("isc_name", "isc1"), ("path", path))
+        assert found.get((count, series)) == 1, sorted(k for k in found if k[0] == count)
+    assert found[("leader_election_master_status", (("name", "fma-controller"),))] == 1
+
+    log = release.operator_log()
+    assert log, "no operator log: the denial check below would be vacuous"
+    assert not [line for line in log.splitlines() if any(d in line for d in DENIALS)], log[-4000:]
