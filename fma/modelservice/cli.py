@@ -22,7 +22,8 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _names(text: str) -> tuple[str, ...]:
+def comma_separated(text: str) -> tuple[str, ...]:
+    """``"a, b,"`` -> ``("a", "b")``: the form of the pull-secret options."""
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
@@ -70,8 +71,8 @@ def generate(
     options = RenderOptions(
         namespace=namespace,
         epp_cluster_role=epp_cluster_role,
-        epp_pull_secrets=_names(epp_pull_secrets),
-        pd_pull_secrets=_names(pd_pull_secrets),
+        epp_pull_secrets=comma_separated(epp_pull_secrets),
+        pd_pull_secrets=comma_separated(pd_pull_secrets),
     )
     try:
         rendering = render(msvc, base, options)

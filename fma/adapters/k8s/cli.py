@@ -132,6 +132,16 @@ def run(
         float,
         typer.Option(min=0.0, max=5.0, help="Kopf's batching of one object's events, seconds."),
     ] = 0.01,
+    epp_cluster_role: Annotated[
+        str | None,
+        typer.Option(help="ModelService: the ClusterRole bound to each endpoint picker's account."),
+    ] = None,
+    epp_pull_secrets: Annotated[
+        str, typer.Option(help="ModelService: the EPP ServiceAccounts' image pull secrets, A,B.")
+    ] = "",
+    pd_pull_secrets: Annotated[
+        str, typer.Option(help="ModelService: the prefill/decode accounts' pull secrets, A,B.")
+    ] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the operator until SIGTERM: in-cluster configuration, else $KUBECONFIG."""
@@ -139,9 +149,11 @@ def run(
     import logging
 
     from fma.adapters.k8s.leader import LeaseSettings
+    from fma.adapters.k8s.modelservice import ModelServiceOptions
     from fma.adapters.k8s.operator import OperatorOptions, run_operator
     from fma.core.policy import Policy
     from fma.core.sleepers import EVICTION_POLICIES
+    from fma.modelservice.cli import comma_separated
 
     if eviction not in EVICTION_POLICIES:
         raise typer.BadParameter(
@@ -185,6 +197,11 @@ def run(
         gpu_memory_bytes_default=_bytes(gpu_memory, "--gpu-memory"),
         trace=trace,
         batch_window_s=batch_window_s,
+        modelservice=ModelServiceOptions(
+            epp_cluster_role=epp_cluster_role,
+            epp_pull_secrets=comma_separated(epp_pull_secrets),
+            pd_pull_secrets=comma_separated(pd_pull_secrets),
+        ),
     )
     try:
         code = asyncio.run(run_operator(options))

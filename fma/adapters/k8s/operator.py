@@ -47,6 +47,7 @@ from fma.adapters.k8s.gather import GatherSettings, K8sReader
 from fma.adapters.k8s.launchers import REASON_UNREACHABLE, LauncherWatches
 from fma.adapters.k8s.leader import LeaseElector, LeaseSettings
 from fma.adapters.k8s.metrics import OperatorMetrics
+from fma.adapters.k8s.modelservice import ModelServiceController, ModelServiceOptions
 from fma.adapters.k8s.observed import GpuBook, Relays, ReportBook
 from fma.adapters.k8s.probes import EngineProbes
 from fma.adapters.k8s.scheduler import AsyncioScheduler
@@ -96,6 +97,7 @@ class OperatorOptions:
     gpu_memory_bytes_default: int = 80 * GIB_BYTES
     """One GPU's memory where a node does not say (label ``nvidia.com/gpu.memory``)."""
     trace: Path | None = None
+    modelservice: ModelServiceOptions = field(default_factory=ModelServiceOptions)
     batch_window_s: float = 0.01
     """Kopf's batching of one object's events: a floor on every reaction."""
     watch_server_timeout_s: int = 300
@@ -183,6 +185,9 @@ class Operator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsynced_since: dict[str, float] = {}
         self.synced = False
+        self.modelservices = ModelServiceController(
+            api, options.namespace, options.modelservice, self.scheduler, clock=self.clock
+        )
 
     # --- keys in -------------------------------------------------------------------------------
 
@@ -298,6 +303,7 @@ class Operator:
             for item in items:
                 body = item if isinstance(item, dict) else kube.as_dict(self.api, item)
                 self.observe(kind, None, body)
+        await self.modelservices.list_all()
         self.synced = True
 
     def relist(self) -> None:
@@ -320,6 +326,7 @@ class Operator:
                     self.observe(_kind, event.get("type"), body)
 
             kopf.on.event(group, version, plural, registry=registry, id=f"fma-{plural}")(handler)
+        self.modelservices.register(registry)
         return registry
 
     def settings(self) -> kopf.OperatorSettings:
@@ -342,6 +349,7 @@ class Operator:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.modelservices.close()
         for piece in (self.launchers, self.probes, self.fetcher):
             await piece.stop()
         await self.executor.close()
