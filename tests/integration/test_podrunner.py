@@ -510,3 +510,29 @@ def _stop_and_check(cluster: LocalCluster, core: Any, namespace: str) -> None:
     assert not any(_alive(pid) for pid in pids.values())
     assert not set(_netns()) & set(spaces)
     assert not set(_veths(cluster)) & set(veths)
+
+
+def test_a_reused_pod_ip_is_reached_at_once(
+    cluster: LocalCluster, api: Any, namespace: str, http: httpx.Client
+) -> None:
+    core = client.CoreV1Api(api)
+    probe = _http_probe("/health", 8080)
+    node = cluster.nodes[-1]
+    core.create_namespaced_pod(
+        namespace, _pod("first", _requester(readinessProbe=probe), nodeName=node)
+    )
+    first = _wait_pod(core, namespace, "first", _ready, "Ready")
+    ip = first.status.pod_ip
+    assert _answers(http, f"http://{ip}:8080/health")  # the host has just reached it
+    core.delete_namespaced_pod("first", namespace)
+    wait_until(lambda: _gone(core, namespace, "first"), timeout=TIMEOUT, what="first gone")
+
+    core.create_namespaced_pod(namespace, _pod("second", _requester(), nodeName=node))
+    second = _wait_pod(core, namespace, "second", lambda p: bool(p.status.pod_ip), "an IP")
+    assert second.status.pod_ip == ip  # the freed address, taken again at once
+    _pid(cluster, second, "requester")
+    # The host's neighbour entry for the address named the first Pod's interface; left alone,
+    # it would send there for up to ~30 s (a kubelet's CNI plugin announces the new one).
+    wait_until(
+        lambda: _answers(http, f"http://{ip}:8080/health"), timeout=8, what="second to answer"
+    )

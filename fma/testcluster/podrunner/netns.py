@@ -68,7 +68,18 @@ def create(net: PodNetwork, netns: str, host_if: str, ip: str) -> Sandbox:
     except Exception:
         delete(Sandbox(netns, host_if, ip))
         raise
+    forget_neighbour(net, ip)
     return Sandbox(netns, host_if, ip)
+
+
+def forget_neighbour(net: PodNetwork, ip: str) -> None:
+    """Drop what the host remembers of ``ip``'s link-layer address.
+
+    A Pod IP is reused once its Pod is gone; the host's neighbour entry for it still names the
+    old veth's MAC and stays REACHABLE for up to ~30 s after its last use, so connections to
+    the new Pod would time out until then (a CNI plugin sends a gratuitous ARP instead).
+    """
+    run_ip("neigh", "flush", "to", ip, "dev", net.bridge, check=False)
 
 
 def delete(sandbox: Sandbox) -> None:
