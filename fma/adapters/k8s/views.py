@@ -661,6 +661,8 @@ class DirectFacts:
     container_ready: bool
     run: str
     started_s: float | None
+    weights_bytes: int | None = None
+    """The ``weights-size`` its requester gave (copied onto the Pod), None without one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,6 +804,10 @@ def _direct_facts(pod: Obj, annotations: Mapping[str, str]) -> DirectFacts:
     )
     container = server_container(pod)
     status = _container_status(pod, container)
+    try:
+        weights = quantity_bytes(annotations[ANN_WEIGHTS_SIZE])
+    except (KeyError, ValueError):
+        weights = None  # the requester's size was checked; an edited one counts as none
     return DirectFacts(
         instance_id=annotations.get(ANN_INSTANCE_ID) or instance_id(spec, gpu_uuids),
         spec=spec,
@@ -810,6 +816,7 @@ def _direct_facts(pod: Obj, annotations: Mapping[str, str]) -> DirectFacts:
         container_ready=_ready(status),
         run=container_run(pod, container),
         started_s=_running_since(status),
+        weights_bytes=weights,
     )
 
 
@@ -1015,8 +1022,9 @@ def direct_instance(
     STARTING before its first run (it is about to load onto its GPUs); while it runs, the
     operator's note of this very run (a note of an earlier run no longer applies: a restarted
     container lost its weights), else AWAKE when the container is ready, else STARTING.
-    ``created_s`` is when the current run started, else the Pod's creation. A direct provider
-    carries no weights size: ``weights_bytes`` is the upper bound over its GPUs on ``node``.
+    ``created_s`` is when the current run started, else the Pod's creation. ``weights_bytes``
+    is the ``weights-size`` the Pod carries from its requester, else the upper bound over its
+    GPUs on ``node``.
     """
     direct = facts.direct
     assert direct is not None
@@ -1033,11 +1041,11 @@ def direct_instance(
             state = InstanceState.AWAKE
         else:
             state = InstanceState.STARTING
-    memories = gpu_memories(direct.gpu_uuids, node, gpu_memory_bytes_default)
-    spec = dataclasses.replace(
-        direct.spec,
-        weights_bytes=upper_bound_weights(direct.spec.gpu_memory_utilization, memories),
-    )
+    weights = direct.weights_bytes
+    if weights is None:
+        memories = gpu_memories(direct.gpu_uuids, node, gpu_memory_bytes_default)
+        weights = upper_bound_weights(direct.spec.gpu_memory_utilization, memories)
+    spec = dataclasses.replace(direct.spec, weights_bytes=weights)
     created_s = direct.started_s if direct.started_s is not None else facts.provider.created_s
     return Instance(
         instance_id=iid,

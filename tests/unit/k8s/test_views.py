@@ -793,6 +793,16 @@ def test_last_use_and_refusal_of_a_direct_engine() -> None:
     assert not instance.sleepable
 
 
+def test_a_direct_engine_weighs_what_its_requester_said_even_once_it_is_gone() -> None:
+    sized = direct_pod(annotations={"dual-pods.llm-d.ai/weights-size": "5Gi"})
+    for key in ("requester", "instance-id", "actuation-path", "bound-at"):
+        del sized["metadata"]["annotations"]["dual-pods.llm-d.ai/" + key]
+    [instance] = direct_view(sized).instances
+    assert instance.spec.weights_bytes == 5 * GIB
+    [unsized] = direct_view(direct_pod()).instances
+    assert unsized.spec.weights_bytes == int(0.8 * 2 * GPU_BYTES)  # the upper bound
+
+
 def test_a_direct_provider_whose_readiness_probe_names_no_port() -> None:
     pod = direct_pod()
     del pod["spec"]["containers"][0]["readinessProbe"]

@@ -40,6 +40,7 @@ from fma.api.constants import (
     ANN_NOMINAL,
     ANN_REQUESTER,
     ANN_SERVER_PATCH,
+    ANN_WEIGHTS_SIZE,
     CONTAINER_INFERENCE_SERVER,
     ENV_CUDA_VISIBLE_DEVICES,
     ENV_NVIDIA_VISIBLE_DEVICES,
@@ -286,8 +287,9 @@ def direct_provider_pod(
     node's GPUs without asking the device plugin for any), and ``nvidia.com/gpu: 0`` in its
     requests and limits; ``generateName: <requester name>-dual-``; the provider finalizer;
     the annotations ``requester``, ``nominal``, ``accelerators`` (comma-joined UUIDs),
-    ``instance-id``, ``actuation-path`` and ``bound-at``; the labels ``dual=<requester
-    name>`` and ``sleeping=false``. Raises :class:`RenderError`.
+    ``instance-id``, ``actuation-path`` and ``bound-at``, and the requester's ``weights-size``
+    when it has one (the sleeping budget needs it once the requester is gone); the labels
+    ``dual=<requester name>`` and ``sleeping=false``. Raises :class:`RenderError`.
     """
     nominal = nominal_provider(requester, node=node)
     name_problem = label_value_problem(binding.requester_name)
@@ -320,6 +322,9 @@ def direct_provider_pod(
         ANN_ACTUATION_PATH: str(binding.path),
         ANN_BOUND_AT: binding.bound_at,
     }
+    weights = (requester.get("metadata", {}).get("annotations") or {}).get(ANN_WEIGHTS_SIZE)
+    if weights is not None:
+        metadata["annotations"][ANN_WEIGHTS_SIZE] = weights
     metadata["labels"] = {
         **(metadata.get("labels") or {}),
         LABEL_DUAL: binding.requester_name,

@@ -474,6 +474,20 @@ def test_direct_provider_pod() -> None:
     }
 
 
+def test_the_provider_keeps_its_requesters_weights_size() -> None:
+    sized = requester(**{"dual-pods.llm-d.ai/weights-size": "5Gi"})
+    pod = direct_provider_pod(
+        sized, node="node-a", gpu_uuids=UUIDS, gpu_indices=[3, 5], binding=BINDING
+    )
+    assert pod["metadata"]["annotations"]["dual-pods.llm-d.ai/weights-size"] == "5Gi"
+    # Not part of the identity: the same requester without it is served by the same sleeper.
+    unsized = direct_provider_pod(
+        requester(), node="node-a", gpu_uuids=UUIDS, gpu_indices=[3, 5], binding=BINDING
+    )
+    nominal = "dual-pods.llm-d.ai/nominal"
+    assert pod["metadata"]["annotations"][nominal] == unsized["metadata"]["annotations"][nominal]
+
+
 def test_cuda_visible_devices_in_the_patch_is_overwritten() -> None:
     patch = SERVER_PATCH.replace(
         "    env:\n",
