@@ -4,7 +4,9 @@ Kopf's event handlers put what the API server sends here (:meth:`ObjectStore.app
 enqueue the keys the change concerns; the executor puts the objects its own writes return
 (:meth:`ObjectStore.put`), so a reconcile right after a write sees it even before the watch
 event arrives. An object is replaced only by a newer ``resourceVersion``: a late watch event
-never undoes a write seen earlier. Nothing here talks to the API server.
+never undoes a write seen earlier. An object the API server said is gone stays gone: the answer
+to a write that finished its deletion (the last finalizer removed) may arrive after the
+``DELETED`` event, and must not bring it back. Nothing here talks to the API server.
 
 Keys are node names (the reconcile shell's unit of work) and
 :data:`~fma.control.reconcile.CONFIGS` (the status of the configuration objects). A Pod
@@ -17,6 +19,7 @@ ConfigMap) concerns every node, and the first two also :data:`CONFIGS`.
 
 import copy
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -25,6 +28,8 @@ from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_HOSTNAME
 from fma.control.reconcile import CONFIGS
 
 Obj = dict[str, Any]
+GONE_UIDS_KEPT = 100_000
+"""How many UIDs of deleted objects are remembered (a UID is never reused)."""
 
 
 class Kind(StrEnum):
@@ -89,6 +94,8 @@ class ObjectStore:
         self._pods_on: dict[str, dict[str, Obj]] = {}
         self._pod_uids: dict[str, str] = {}
         """Pod UID -> name."""
+        self._gone: OrderedDict[str, None] = OrderedDict()
+        """UIDs of the objects seen deleted, oldest first."""
 
     # --- changes ---------------------------------------------------------------------------
 
@@ -103,7 +110,7 @@ class ObjectStore:
         """Record ``body`` unless a newer version is known: the keys it concerns (none when it
         was stale)."""
         name = name_of(body)
-        if not name:
+        if not name or uid_of(body) in self._gone:
             return set()
         old = self._objects[kind].get(name)
         if not _newer(old, body):
@@ -118,8 +125,13 @@ class ObjectStore:
         return keys
 
     def forget(self, kind: Kind, body: Mapping[str, Any]) -> set[str]:
-        """The object is gone (only if it is the one known: same UID): the keys it concerned."""
+        """The object is gone (only if it is the one known: same UID): the keys it concerned.
+        Its UID is remembered, so that no later :meth:`put` of it brings it back."""
         name = name_of(body)
+        if uid := uid_of(body):
+            self._gone[uid] = None
+            if len(self._gone) > GONE_UIDS_KEPT:
+                self._gone.popitem(last=False)
         old = self._objects[kind].get(name)
         if old is None or (uid_of(body) and uid_of(old) != uid_of(body)):
             return set()

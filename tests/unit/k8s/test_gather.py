@@ -300,6 +300,19 @@ def test_a_pod_that_is_gone_leaves_the_snapshot() -> None:
     assert world.reader.snapshot(NODE).requesters == ()
 
 
+def test_a_write_answered_after_its_pod_was_deleted_does_not_bring_it_back() -> None:
+    world = cluster()
+    pod = requester_pod(rv="100")
+    world.put(Kind.POD, pod)
+    world.store.apply(Kind.POD, "DELETED", requester_pod(rv="101"))
+    # The answer to the write that removed its last finalizer arrives after the watch event.
+    world.store.put(Kind.POD, requester_pod(rv="101"))
+    assert world.reader.snapshot(NODE).requesters == ()
+    # A new Pod of the same name is another object.
+    world.store.put(Kind.POD, requester_pod(uid="req-uid-9", rv="102"))
+    assert [r.uid for r in world.reader.snapshot(NODE).requesters] == ["req-uid-9"]
+
+
 def test_a_pod_replaced_under_the_same_name() -> None:
     world = cluster()
     world.put(Kind.POD, requester_pod())
