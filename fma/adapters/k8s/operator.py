@@ -53,6 +53,7 @@ from fma.adapters.k8s.probes import EngineProbes
 from fma.adapters.k8s.scheduler import AsyncioScheduler
 from fma.adapters.k8s.store import Kind, ObjectStore, name_of, pod_node, uid_of
 from fma.adapters.k8s.trace import OperatorTrace
+from fma.adapters.k8s.views import PodRole, pod_role
 from fma.api.constants import CONTROLLER_METRICS_PORT, GROUP, VERSION
 from fma.control.queue import WorkQueue
 from fma.control.reconcile import CONFIGS, conclude, decide
@@ -213,8 +214,19 @@ class Operator:
             if current is None:
                 uid = str((body.get("metadata") or {}).get("uid") or "")
                 self.relays.forget(uid)
+            if event_type == "DELETED":
+                self._record_gone(body)
         for key in keys:
             self.enqueue(key)
+
+    def _record_gone(self, pod: Mapping[str, Any]) -> None:
+        """A Pod left the API: the trace says so, as the simulator's does. A provider's
+        instances are gone with it (an engine it was stopping no longer holds its GPUs)."""
+        role = pod_role(pod)
+        if role is PodRole.LAUNCHER or role is PodRole.DIRECT:
+            self.trace.record("provider_deleted", provider=name_of(pod), reason="deleted")
+        elif role is PodRole.REQUESTER:
+            self.trace.record("requester_deleted", requester=uid_of(pod))
 
     # --- one reconcile ---------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ provider, none for its container's current run), or notes it ``STARTING``, an
 
 - An answer is the phase: ``AWAKE`` or ``SLEEPING`` (an engine that serves ``/health`` but
   has no ``/is_sleeping``, which vLLM has only with ``VLLM_SERVER_DEV_MODE=1``, cannot have
-  been put to sleep: ``AWAKE``). A starting engine that begins to answer is recorded in the
-  trace (``instance_awake``).
+  been put to sleep: ``AWAKE``). A starting engine that begins to answer, and an engine
+  found for the first time, are recorded in the trace (``instance_awake`` or
+  ``instance_sleeping``): after a restart, the trace learns how what was in flight ended.
 - No answer yet (loading): ``STARTING`` is noted once, and the engine is asked again at the
   pace of :mod:`.pace`: eagerly for ``eager_s`` (a stub or a small model is about to serve,
   and every moment it serves unasked is the controller's latency), then after
@@ -291,7 +292,10 @@ class EngineProbes:
                 )
             return False
         self._engines.set_phase(provider, instance_id, phase, now_s, run=ask.run)
-        if note is not None and note.phase is InstanceState.STARTING:
+        # Seen starting, or seen for the first time (the operator restarted, or the engine is
+        # a new container run): the trace learns where the engine is, e.g. that a wake in
+        # flight when the operator was killed has ended.
+        if note is None or note.phase is InstanceState.STARTING:
             self._trace.record(
                 f"instance_{phase.value}",
                 provider=provider,
