@@ -127,3 +127,23 @@ def test_a_base_config_created_later_is_used(routing_crds: None, world: World) -
     # Well within the reconciler's 30 s retry: the ConfigMap's watch event triggers it.
     world.wait(lambda: decode_ready(world) == "1/1", "the decode Deployment", timeout=20)
     assert reason() == "Applied"
+
+
+def test_another_epp_cluster_role_replaces_the_role_binding(
+    routing_crds: None, world: World
+) -> None:
+    apply_sample(world, "opt125m-pd")
+    first = operator(world)
+    binding = "facebook-opt-125m-nixl-epp-rolebinding"
+
+    def role() -> str | None:
+        row = table(world, "rolebinding").get(binding)
+        return None if row is None else row["ROLE"]
+
+    world.wait(lambda: role() == "ClusterRole/pod-read", "the EPP's RoleBinding")
+    first.stop()
+    # roleRef is immutable: the binding is replaced, not patched.
+    world.operator("--epp-cluster-role", "endpoint-picker", name="operator-2")
+    world.wait(lambda: role() == "ClusterRole/endpoint-picker", "the RoleBinding replaced")
+    nixl = get(world, "msvc", "facebook-opt-125m-nixl")
+    assert (condition(nixl, "Reconciled") or {}).get("status") == "True"

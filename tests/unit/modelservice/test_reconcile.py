@@ -87,9 +87,11 @@ def test_bad_input_applies_nothing_and_says_why() -> None:
 
     templated = copy.deepcopy(body)
     templated["spec"]["decode"]["containers"][0]["args"] = ["{{ .HFModelNme }}"]
-    problem = _plan(templated, base).problem
-    assert problem is not None and problem.reason == "InvalidSpec"
-    assert problem.message.startswith("spec.decode.containers[0].args[0]:")
+    running = [_live(o) for o in _plan(body, base).apply]  # what the valid spec made
+    bad = _plan(templated, base, running)
+    assert bad.problem is not None and bad.problem.reason == "InvalidSpec"
+    assert bad.problem.message.startswith("spec.decode.containers[0].args[0]:")
+    assert (bad.apply, bad.delete, bad.disown) == ((), (), ())  # what runs keeps running
 
     invalid = copy.deepcopy(body)
     del invalid["spec"]["modelArtifacts"]
