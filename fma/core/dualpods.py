@@ -56,12 +56,19 @@ from fma.core.actions import (
     WakeInstance,
 )
 from fma.core.model import (
+    AWAKE,
+    DIRECT,
+    FALLING_ASLEEP,
+    LAUNCHER,
+    SLEEPING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    WAKING,
     ActuationPath,
     Instance,
-    InstanceState,
     NodeSnapshot,
     Provider,
-    ProviderKind,
     Requester,
     Routing,
     ServerSpec,
@@ -128,13 +135,22 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         plan, sleeping = _one_sleep_at_a_time(plan, tidy, sleeping)
     placed: set[str] = set()
     created: Counter[str] = Counter()
+    released: set[str] = set()
     for a in plan.actions:
         if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None:
             placed.add(a.requester_uid)
             if isinstance(a, CreateLauncher):
                 created[a.launcher_config] += 1
+        elif isinstance(a, Unbind):
+            released.add(a.provider)
     plan += population.plan_population(
-        snapshot, claimed=claimed, placed=placed, created=created, now_s=now_s, policy=policy
+        snapshot,
+        claimed=claimed,
+        placed=placed,
+        created=created,
+        released=released,
+        now_s=now_s,
+        policy=policy,
     )
     if not plan.actions:
         return plan
@@ -243,7 +259,7 @@ def _hold_first(requester: Requester, placing: Plan, snapshot: NodeSnapshot) -> 
         return placing
     if isinstance(bind, Bind):
         provider = next((p for p in snapshot.providers if p.name == bind.provider), None)
-        launcher = provider is not None and provider.kind is ProviderKind.LAUNCHER
+        launcher = provider is not None and provider.kind is LAUNCHER
         meta = UpdateRequesterMeta(
             requester.uid, True, bind.provider, bind.instance_id if launcher else None
         )
@@ -289,34 +305,34 @@ def _bound(
     instance = provider.instance(provider.bound_instance_id)
     if instance is None:
         return meta + _missing_instance(requester, provider, snapshot, now_s=now_s, policy=policy)
-    match instance.state:
-        case InstanceState.AWAKE:  # first: the steady state, reconciled most often
-            labels = _label(provider, snapshot, awake=True, instance=instance)
-            if requester.ready:
-                return meta + labels
-            first = None if requester.actuated else (provider.path or ActuationPath.COLD)
-            return meta + labels + Plan((RelayReadiness(requester.uid, True, actuation=first),))
-        case InstanceState.SLEEPING:
-            room = room_for(
-                instance, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy
-            )
-            wake = room or Plan((WakeInstance(provider.name, instance.instance_id),))
-            return meta + _withdraw(requester) + wake
-        case InstanceState.WAKING | InstanceState.FALLING_ASLEEP | InstanceState.STOPPING:
-            # In flight: its end is an observed change; the requeue is only a safety net.
-            return meta + _withdraw(requester) + Plan(requeue_after_s=policy.retry_delay_s)
-        case InstanceState.STOPPED:
-            stopped = Plan((DeleteRequester(requester.uid, INSTANCE_STOPPED),))
-            return _withdraw(requester) + stopped
-        case InstanceState.STARTING:
-            since_s = max(provider.bound_s or provider.created_s, instance.created_s)
-            return meta + _wait_for_ready(provider, since_s, now_s=now_s, policy=policy)
+    state = instance.state
+    if state is AWAKE:  # first: the steady state, reconciled most often
+        labels = _label(provider, snapshot, awake=True, instance=instance)
+        if requester.ready:
+            return meta + labels
+        first = None if requester.actuated else (provider.path or ActuationPath.COLD)
+        return meta + labels + Plan((RelayReadiness(requester.uid, True, actuation=first),))
+    if state is SLEEPING:
+        room = room_for(
+            instance, snapshot, owner=provider.name, claimed=(), now_s=now_s, policy=policy
+        )
+        wake = room or Plan((WakeInstance(provider.name, instance.instance_id),))
+        return meta + _withdraw(requester) + wake
+    if state is WAKING or state is FALLING_ASLEEP or state is STOPPING:
+        # In flight: its end is an observed change; the requeue is only a safety net.
+        return meta + _withdraw(requester) + Plan(requeue_after_s=policy.retry_delay_s)
+    if state is STOPPED:
+        stopped = Plan((DeleteRequester(requester.uid, INSTANCE_STOPPED),))
+        return _withdraw(requester) + stopped
+    # STARTING
+    since_s = max(provider.bound_s or provider.created_s, instance.created_s)
+    return meta + _wait_for_ready(provider, since_s, now_s=now_s, policy=policy)
 
 
 def _mark(requester: Requester, provider: Provider) -> Plan:
     """FMA's metadata on a bound requester: the finalizer, and labels naming its provider and
     (on a launcher) its instance. Written only when the Pod shows something else."""
-    instance_id = provider.bound_instance_id if provider.kind is ProviderKind.LAUNCHER else None
+    instance_id = provider.bound_instance_id if provider.kind is LAUNCHER else None
     if (
         requester.finalizer
         and requester.labels.get(LABEL_DUAL) == provider.name
@@ -371,7 +387,7 @@ def _missing_instance(
     policy: Policy,
 ) -> Plan:
     """A bound launcher without the instance: create it, unless it vanished after serving."""
-    if requester.actuated or provider.kind is ProviderKind.DIRECT:
+    if requester.actuated or provider.kind is DIRECT:
         return _withdraw(requester) + Plan((DeleteRequester(requester.uid, INSTANCE_GONE),))
     target = target_of(requester, snapshot)
     if isinstance(target, str):
@@ -385,7 +401,7 @@ def _missing_instance(
         target.instance_id,
         target.spec,
         requester.gpu_uuids,
-        InstanceState.STARTING,
+        STARTING,
         now_s,
         now_s,
         target.isc_name,
@@ -419,7 +435,7 @@ def _wait_for_ready(provider: Provider, since_s: float, *, now_s: float, policy:
     reason = f"not ready within {policy.ready_timeout_s:g} s"
     instance = provider.instance(provider.bound_instance_id)
     actions: list[Action] = []
-    if provider.kind is ProviderKind.DIRECT:
+    if provider.kind is DIRECT:
         actions.append(DeleteProvider(provider.name, reason))
     elif instance is not None:
         actions.append(DeleteInstance(provider.name, instance.instance_id, reason))
@@ -493,7 +509,7 @@ def _place_direct(
         if sleeper is not None:
             return Plan((Bind(sleeper.name, requester.uid, target.instance_id, ActuationPath.HOT),))
     newcomer = Instance(
-        target.instance_id, target.spec, requester.gpu_uuids, InstanceState.STARTING, now_s, now_s
+        target.instance_id, target.spec, requester.gpu_uuids, STARTING, now_s, now_s
     )
     room = room_for(newcomer, snapshot, owner="", claimed=claimed, now_s=now_s, policy=policy)
     if room is not None:
@@ -513,10 +529,10 @@ def _find_direct_sleeper(
     providers: tuple[Provider, ...], target: str, claimed: frozenset[str] | set[str]
 ) -> Provider | None:
     for p in providers:
-        if p.bound or p.deleting or p.name in claimed or p.kind is not ProviderKind.DIRECT:
+        if p.bound or p.deleting or p.name in claimed or p.kind is not DIRECT:
             continue
         inst = p.instance(target)
-        if inst is not None and inst.state is InstanceState.SLEEPING:
+        if inst is not None and inst.state is SLEEPING:
             return p
     return None
 

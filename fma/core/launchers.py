@@ -24,14 +24,15 @@ from dataclasses import dataclass
 
 from fma.core.actions import Bind, CreateLauncher, DeleteInstance, Plan, SetRequesterStatus
 from fma.core.model import (
+    LAUNCHER,
+    SLEEPING,
+    STOPPED,
     ActuationPath,
     Instance,
-    InstanceState,
     LauncherConfigSpec,
     Node,
     NodeSnapshot,
     Provider,
-    ProviderKind,
     Requester,
 )
 from fma.core.policy import Policy
@@ -94,7 +95,7 @@ def place(
     candidates = [
         p
         for p in snapshot.providers
-        if p.kind is ProviderKind.LAUNCHER
+        if p.kind is LAUNCHER
         and p.launcher_config == lc.name
         and p.template_hash == lc.template_hash
         and not (p.deleting or p.bound or p.name in claimed)
@@ -102,7 +103,7 @@ def place(
     ready = [p for p in candidates if p.ready]
     for launcher in ready:
         inst = launcher.instance(target.instance_id)
-        if inst is not None and inst.state is InstanceState.SLEEPING:
+        if inst is not None and inst.state is SLEEPING:
             return _bind(launcher, requester, target, ActuationPath.HOT)
     quiet = [p for p in ready if not any(i.state.on_gpus for i in p.instances)]
     with_slot = [
@@ -165,9 +166,7 @@ def _room_for_a_launcher(snapshot: NodeSnapshot, policy: Policy) -> bool:
     limit = policy.launchers_per_node_max
     if limit is None:
         limit = LAUNCHERS_PER_GPU_DEFAULT * len(snapshot.node.gpus)
-    launchers = sum(
-        1 for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER and not p.deleting
-    )
+    launchers = sum(1 for p in snapshot.providers if p.kind is LAUNCHER and not p.deleting)
     return launchers < limit
 
 
@@ -175,9 +174,7 @@ def _strangers(launcher: Provider, requester: Requester) -> int:
     """The launcher's live instances on none of the requester's GPUs."""
     gpus = set(requester.gpu_uuids or ())
     return sum(
-        1
-        for i in launcher.instances
-        if i.state is not InstanceState.STOPPED and gpus.isdisjoint(i.gpu_uuids)
+        1 for i in launcher.instances if i.state is not STOPPED and gpus.isdisjoint(i.gpu_uuids)
     )
 
 
@@ -208,12 +205,12 @@ def _bind(launcher: Provider, requester: Requester, target: Target, path: Actuat
 
 def live_instances(launcher: Provider) -> int:
     """Instances that take a slot of ``maxInstances``: everything not stopped."""
-    return sum(1 for i in launcher.instances if i.state is not InstanceState.STOPPED)
+    return sum(1 for i in launcher.instances if i.state is not STOPPED)
 
 
 def has_live_instances(launcher: Provider) -> bool:
     """Whether any instance takes a slot (:func:`live_instances` > 0, found sooner)."""
-    return any(i.state is not InstanceState.STOPPED for i in launcher.instances)
+    return any(i.state is not STOPPED for i in launcher.instances)
 
 
 def _conflicts(launcher: Provider, target: Target) -> bool:
@@ -227,19 +224,19 @@ def port_taken(launcher: Provider, target: Target) -> bool:
     return any(
         i.spec.port == target.spec.port and i.instance_id != target.instance_id
         for i in launcher.instances
-        if i.state is not InstanceState.STOPPED
+        if i.state is not STOPPED
     )
 
 
 def _reclaim_plan(launcher: Provider, target: Target, lc: LauncherConfigSpec) -> _Reclaim | None:
     """The sleepers to delete so the target fits this launcher, or None if it cannot."""
-    live = [i for i in launcher.instances if i.state is not InstanceState.STOPPED]
+    live = [i for i in launcher.instances if i.state is not STOPPED]
     conflicts = [i for i in live if i.spec.port == target.spec.port]
     others = sorted(
         (i for i in live if i not in conflicts), key=lambda i: (i.last_used_s, i.instance_id)
     )
     excess = max(0, len(others) - (lc.max_instances - 1))
     victims = (*conflicts, *others[:excess])
-    if not victims or any(v.state is not InstanceState.SLEEPING for v in victims):
+    if not victims or any(v.state is not SLEEPING for v in victims):
         return None
     return _Reclaim(launcher, victims, for_port=bool(conflicts))

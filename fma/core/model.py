@@ -17,6 +17,7 @@ before.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 GIB_BYTES = 1024**3
 
@@ -85,6 +86,20 @@ class ProviderKind(StrEnum):
     """A vLLM Pod rendered from the requester's server patch (one instance, fixed GPUs)."""
     LAUNCHER = "launcher"
     """A launcher Pod that runs instances on demand."""
+
+
+# The members decisions compare against in their loops, as module names: on CPython 3.11 a
+# member read through its class goes through the enum metaclass's attribute hook every time,
+# several times slower than a module name.
+STARTING: Final = InstanceState.STARTING
+AWAKE: Final = InstanceState.AWAKE
+WAKING: Final = InstanceState.WAKING
+FALLING_ASLEEP: Final = InstanceState.FALLING_ASLEEP
+SLEEPING: Final = InstanceState.SLEEPING
+STOPPING: Final = InstanceState.STOPPING
+STOPPED: Final = InstanceState.STOPPED
+DIRECT: Final = ProviderKind.DIRECT
+LAUNCHER: Final = ProviderKind.LAUNCHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +268,10 @@ class Provider:
     port: int | None = None
 
     def instance(self, instance_id: str | None) -> Instance | None:
-        return next((i for i in self.instances if i.instance_id == instance_id), None)
+        for i in self.instances:
+            if i.instance_id == instance_id:
+                return i
+        return None
 
     @property
     def bound(self) -> bool:

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 from fma.core import launchers
 from fma.core.actions import NOTHING, Action, CreateLauncher, DeleteProvider, Plan
-from fma.core.model import InstanceState, Node, NodeSnapshot, Provider, ProviderKind
+from fma.core.model import (
+    LAUNCHER,
+    SLEEPING,
+    Node,
+    NodeSnapshot,
+    Provider,
+)
 from fma.core.policy import Policy
 from fma.core.reasons import STALE_TEMPLATE, STUCK, SURPLUS
 
@@ -31,6 +37,7 @@ def plan_population(
     claimed: Collection[str],
     placed: Collection[str] = (),
     created: Mapping[str, int] | None = None,
+    released: Collection[str] = (),
     now_s: float,
     policy: Policy,
 ) -> Plan:
@@ -39,14 +46,16 @@ def plan_population(
     Pure; no I/O. Launchers in ``claimed`` were bound or changed earlier in the same plan and
     count as bound; so do the launchers ``created`` in it for a requester (per LauncherConfig),
     which the snapshot does not show yet; requesters in ``placed`` got a launcher in this plan
-    and are not waiting.
+    and are not waiting. Launchers in ``released`` are unbound by the plan: free once it is
+    applied, they count as available to a waiting requester (a ReplicaSet's replacement for
+    the requester they served), not as bound, and are not removed in it.
     """
     if snapshot.node is None:
         return NOTHING
     actions: list[Action] = []
     requeue_s: float | None = None
     names = set(snapshot.launcher_policy) | {
-        p.launcher_config for p in snapshot.providers if p.kind is ProviderKind.LAUNCHER
+        p.launcher_config for p in snapshot.providers if p.kind is LAUNCHER
     }
     waiting_for = _waiting(snapshot, placed)
     for lc_name in sorted(n for n in names if n is not None):
@@ -57,6 +66,7 @@ def plan_population(
             claimed=claimed,
             waiting=waiting,
             created=(created or {}).get(lc_name, 0),
+            released=released,
             now_s=now_s,
             policy=policy,
         )
@@ -75,6 +85,7 @@ def _plan_one(
     claimed: Collection[str],
     waiting: int,
     created: int,
+    released: Collection[str],
     now_s: float,
     policy: Policy,
 ) -> tuple[list[Action], float | None]:
@@ -84,16 +95,19 @@ def _plan_one(
     if lc is None or not lc.valid:
         return [], None  # hands off: a missing or broken config must not cost anyone theirs
     assert snapshot.node is not None
-    # One pass, partitioning this config's live launchers: bound (or claimed in this plan),
-    # from a stale template, stuck before Ready, or current.
+    # One pass, partitioning this config's live launchers: released by this plan, bound (or
+    # claimed in it), from a stale template, stuck before Ready, or current.
     bound = created
+    freed = 0
     stale: list[Provider] = []
     stuck: list[Provider] = []
     current: list[Provider] = []
     for p in snapshot.providers:
-        if p.kind is not ProviderKind.LAUNCHER or p.launcher_config != lc_name or p.deleting:
+        if p.kind is not LAUNCHER or p.launcher_config != lc_name or p.deleting:
             continue
-        if p.bound or p.name in claimed:
+        if p.name in released:
+            freed += 1
+        elif p.bound or p.name in claimed:
             bound += 1
         elif p.template_hash != lc.template_hash:
             stale.append(p)
@@ -104,7 +118,7 @@ def _plan_one(
     desired = max(snapshot.launcher_policy.get(lc_name, 0), bound + waiting)
     actions: list[Action] = [DeleteProvider(p.name, STALE_TEMPLATE) for p in stale]
     actions += [DeleteProvider(p.name, STUCK) for p in stuck]
-    have = bound + len(current)
+    have = bound + freed + len(current)
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
@@ -140,7 +154,7 @@ def _waiting(snapshot: NodeSnapshot, placed: Collection[str]) -> dict[str, int]:
 
 
 def _sleepers(launcher: Provider) -> int:
-    return sum(1 for i in launcher.instances if i.state is InstanceState.SLEEPING)
+    return sum(1 for i in launcher.instances if i.state is SLEEPING)
 
 
 def _last_use_s(launcher: Provider) -> float:

@@ -20,7 +20,15 @@ which is when its binding may be removed.
 from dataclasses import dataclass
 
 from fma.core.actions import Action, DeleteInstance, DeleteProvider, SleepInstance
-from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
+from fma.core.model import (
+    AWAKE,
+    DIRECT,
+    SLEEPING,
+    STOPPING,
+    Instance,
+    NodeSnapshot,
+    Provider,
+)
 from fma.core.policy import Actuation, Policy
 from fma.core.reasons import (
     IN_TROUBLE,
@@ -57,23 +65,23 @@ def retire(
     policy: Policy,
 ) -> Retirement:
     """How to retire ``instance`` of ``provider`` (see the module docstring). Pure."""
-    if in_trouble(provider) and provider.kind is ProviderKind.DIRECT:
+    if in_trouble(provider) and provider.kind is DIRECT:
         return Retirement((DeleteProvider(provider.name, IN_TROUBLE),))
     if instance is None:
         return Retirement(_delete(provider, None, NOTHING_TO_KEEP))
     state = instance.state
-    if state is InstanceState.STOPPING:
+    if state is STOPPING:
         return Retirement()
-    if state is InstanceState.SLEEPING and not obsolete(instance, snapshot):
+    if state is SLEEPING and not obsolete(instance, snapshot):
         return Retirement()
-    if state is InstanceState.SLEEPING:
+    if state is SLEEPING:
         return Retirement(_delete(provider, instance, OBSOLETE))
     if state.in_flight:
         return Retirement(settled=False)
     if in_trouble(provider):
         return Retirement(_delete(provider, instance, IN_TROUBLE))
     keepable = (
-        state is InstanceState.AWAKE
+        state is AWAKE
         and policy.actuation is not Actuation.COLD
         and snapshot.node is not None
         and not obsolete(instance, snapshot)
@@ -104,7 +112,7 @@ def retire(
 
 
 def _delete(provider: Provider, instance: Instance | None, reason: str) -> tuple[Action, ...]:
-    if provider.kind is ProviderKind.DIRECT:
+    if provider.kind is DIRECT:
         return (DeleteProvider(provider.name, reason),)
     if instance is None:
         return ()

@@ -10,7 +10,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from fma.core.actions import Action, DeleteInstance, DeleteProvider, Plan
-from fma.core.model import Instance, InstanceState, NodeSnapshot, Provider, ProviderKind
+from fma.core.model import (
+    DIRECT,
+    SLEEPING,
+    Instance,
+    NodeSnapshot,
+    Provider,
+)
 from fma.core.policy import Policy
 from fma.core.reasons import EVICTED
 from fma.core.sleepers import Sleeper, choose_victims, ledger
@@ -55,13 +61,13 @@ def awake_instances(providers: Sequence[Provider]) -> list[Instance]:
 
 def asleep(instance: Instance, now_s: float) -> Instance:
     """``instance`` as it will be once put to sleep now (last use refreshed)."""
-    return replace(instance, state=InstanceState.SLEEPING, last_used_s=now_s)
+    return replace(instance, state=SLEEPING, last_used_s=now_s)
 
 
 def evict(victim: Sleeper, snapshot: NodeSnapshot) -> Action:
     """Delete a direct sleeper's Pod, or a launcher sleeper's instance."""
     provider = next(p for p in snapshot.providers if p.name == victim.provider)
-    if provider.kind is ProviderKind.DIRECT:
+    if provider.kind is DIRECT:
         return DeleteProvider(provider.name, EVICTED)
     return DeleteInstance(provider.name, victim.instance.instance_id, EVICTED)
 

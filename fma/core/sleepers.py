@@ -20,12 +20,21 @@ Which sleeper goes first is an :class:`EvictionPolicy`, chosen by name.
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from fma.core.model import GIB_BYTES, Instance, InstanceState, Node, NodeSnapshot, Provider
+from fma.core.memo import PerObject
+from fma.core.model import (
+    AWAKE,
+    FALLING_ASLEEP,
+    GIB_BYTES,
+    SLEEPING,
+    WAKING,
+    Instance,
+    Node,
+    NodeSnapshot,
+    Provider,
+)
 from fma.core.policy import Policy
 
-_HOST_HOLDERS = frozenset(
-    {InstanceState.SLEEPING, InstanceState.FALLING_ASLEEP, InstanceState.WAKING}
-)
+_HOST_HOLDERS = frozenset({SLEEPING, FALLING_ASLEEP, WAKING})
 """States in which an instance's weights are (also) in host memory."""
 
 
@@ -45,18 +54,27 @@ def sleepers_on(providers: Iterable[Provider]) -> list[Sleeper]:
     would let two sleeps admitted one after the other overrun the budget together. Only a
     settled, unbound sleeper may be evicted.
     """
-    return [
+    return [s for p in providers for s in _SLEEPERS.of(p, _sleepers_of)]
+
+
+def _sleepers_of(p: Provider) -> tuple[Sleeper, ...]:
+    if p.deleting:
+        return ()
+    return tuple(
         Sleeper(
             p.name,
             i,
-            evictable=i.state is InstanceState.SLEEPING
+            evictable=i.state is SLEEPING
             and not (p.bound and p.bound_instance_id == i.instance_id),
         )
-        for p in providers
-        if not p.deleting
         for i in p.instances
-        if i.state in _HOST_HOLDERS or (i.state is InstanceState.AWAKE and not p.bound)
-    ]
+        if i.state in _HOST_HOLDERS or (i.state is AWAKE and not p.bound)
+    )
+
+
+_SLEEPERS: PerObject[Provider, tuple[Sleeper, ...]] = PerObject()
+"""Each provider's sleepers, once per provider object (a pass counts them for every
+placement, wake and sleep, and most providers are the same objects as on the last pass)."""
 
 
 # --- What a sleeper is worth -------------------------------------------------------------------
@@ -327,7 +345,15 @@ def ledger(snapshot: NodeSnapshot, policy: Policy) -> Ledger:
         return _last[0][2]
     assert snapshot.node is not None
     sleepers = tuple(sleepers_on(snapshot.providers))
-    awake = tuple(i for p in snapshot.providers for i in p.instances if i.state.on_gpus)
+    awake = tuple(i for p in snapshot.providers for i in _AWAKE.of(p, _awake_of))
     book = Ledger(sleepers, awake, Tally.of(snapshot.node, sleepers, awake, policy))
     _last[:] = [(snapshot, policy, book)]
     return book
+
+
+def _awake_of(p: Provider) -> tuple[Instance, ...]:
+    return tuple(i for i in p.instances if i.state.on_gpus)
+
+
+_AWAKE: PerObject[Provider, tuple[Instance, ...]] = PerObject()
+"""Each provider's instances on their GPUs, once per provider object."""
