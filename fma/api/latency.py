@@ -25,6 +25,11 @@ class Latency(BaseModel):
     launcher_start_s: float = Field(
         15.0, ge=0, description="Launcher Pod created to Ready, including pod start and import."
     )
+    requester_start_s: float = Field(
+        0.5,
+        ge=0,
+        description="A requester's container started to its SPI answering (the program's start).",
+    )
     controller_reaction_s: float = Field(
         0.05, ge=0, description="Event seen by the controller to its first write."
     )
@@ -37,7 +42,7 @@ class Latency(BaseModel):
         0.3, ge=0, description="Fixed part of a level-1 sleep (allocator, bookkeeping)."
     )
     wake_overhead_s: float = Field(
-        0.2,
+        0.1,
         ge=0,
         description="Fixed part of a wake (CUDA context survives; 0.1-0.8 s small models).",
     )
@@ -48,7 +53,43 @@ class Latency(BaseModel):
         "free (a few seconds for vLLM; the launcher's grace is 10 s).",
     )
     readiness_probe_period_s: float = Field(
-        1.0, gt=0, description="Requester readiness-probe period after a relayed ready."
+        5.0,
+        gt=0,
+        description="The requester's readiness probe period: its Pod turns Ready at the first "
+        "probe after the controller relayed readiness.",
+    )
+    readiness_probe_delay_s: float = Field(
+        2.0, ge=0, description="The requester's readiness probe's initial delay."
+    )
+    launcher_probe_period_s: float = Field(
+        5.0, gt=0, description="A launcher Pod's readiness probe period (the operator's)."
+    )
+    launcher_probe_delay_s: float = Field(
+        2.0, ge=0, description="A launcher Pod's readiness probe's initial delay."
+    )
+    engine_probe_min_s: float = Field(
+        0.25,
+        gt=0,
+        description="The controller asks a starting engine whether it serves: first at once, "
+        "then after this, doubling ...",
+    )
+    engine_probe_max_s: float = Field(2.0, gt=0, description="... up to this interval.")
+    http_call_s: float = Field(
+        0.01,
+        ge=0,
+        description="One HTTP call the controller waits for (an instance create or delete, a "
+        "readiness relay): its worker is busy this long.",
+    )
+    sleeper_stop_s: float = Field(
+        1.0,
+        ge=0,
+        description="A sleeping engine's exit on delete (the launcher answers once it is gone).",
+    )
+    pod_stop_s: float = Field(
+        1.0,
+        ge=0,
+        description="kubelet: a deleted requester Pod's container stops and the Pod goes; its "
+        "GPUs are free only then.",
     )
     controller_workers: int = Field(
         2, ge=1, le=64, description="Controller workers taking node items (upstream --num-workers)."
@@ -71,6 +112,24 @@ class Latency(BaseModel):
 
 
 DEFAULT_LATENCY = Latency()
+
+ENGINE_INIT_S_DEFAULT = 14.0
+"""A model's engine init beyond loading and torch.compile (profiling, KV cache, CUDA graphs):
+"init engine (profile, create kv cache, warmup model) took 14.18 seconds" for Llama-3-8B
+without compilation (vllm-project/vllm#11005)."""
+COMPILE_S_DEFAULT = 19.4
+"""torch.compile the first time on a node: "torch.compile takes 19.37 s in total" for
+Llama-3-8B (vllm-project/vllm#11005)."""
+COMPILE_CACHED_S_DEFAULT = 6.0
+"""torch.compile from vLLM's compile cache: "torch.compile takes 5.96 s in total", the graph
+looked up from the cache (vllm-project/vllm#13144)."""
+LAUNCHER_MEMORY_GIB_DEFAULT = 1.0
+"""Host memory of a launcher's process with vLLM imported: the peak resident set of importing
+vLLM 0.32.0 and its OpenAI server with torch 2.13 (cu130) measured 0.94-0.97 GiB on this
+project's build machine (docs/simulator.md)."""
+PIN_GBPS_DEFAULT = 7.2
+"""Page-locking host memory, GB/s: 61.68 GiB in 9.2 s on an H100 VM (llm-d's GKE pod-snapshot
+guide); a first sleep pays it for its buffers."""
 
 STUB_START_S_DEFAULT = 2.0
 """Stub engine start-up delay: a small model's engine init (a real one is 14-40 s)."""

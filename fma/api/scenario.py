@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fma.api.demand import Demand
 from fma.api.durations import Duration
 from fma.api.durations import parse_duration_s as parse_duration_s
-from fma.api.latency import Latency
+from fma.api.latency import (
+    COMPILE_CACHED_S_DEFAULT,
+    COMPILE_S_DEFAULT,
+    ENGINE_INIT_S_DEFAULT,
+    LAUNCHER_MEMORY_GIB_DEFAULT,
+    PIN_GBPS_DEFAULT,
+    Latency,
+)
+from fma.api.topology import LINKS, TopologyName
 
 
 class _Section(BaseModel):
@@ -22,16 +30,53 @@ class _Section(BaseModel):
 
 
 class NodePool(_Section):
-    """A set of identical GPU nodes. Bandwidths are in GB/s (10^9 bytes per second)."""
+    """A set of identical GPU nodes. Bandwidths are in GB/s (10^9 bytes per second).
+
+    ``topology`` names the board (:mod:`fma.api.topology`); ``h2d_gbps`` and ``d2h_gbps`` are
+    what vLLM's wake and sleep achieve per GPU (by default, the measured rates of the board's
+    link class), and may not beat the link's floor (its fastest measured copy)."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     count: int = Field(ge=0)
     gpus_per_node: int = Field(8, ge=1, le=64)
     gpu_memory_gib: float = Field(80.0, gt=0)
     host_memory_gib: float = Field(1024.0, gt=0)
-    h2d_gbps: float = Field(25.0, gt=0, description="Host-to-device copy (wake).")
-    d2h_gbps: float = Field(25.0, gt=0, description="Device-to-host copy (sleep).")
+    topology: TopologyName = "hgx"
+    h2d_gbps: float | None = Field(
+        None, gt=0, description="Host-to-device rate of a wake (default: the link class's)."
+    )
+    d2h_gbps: float | None = Field(
+        None, gt=0, description="Device-to-host rate of a sleep (default: the link class's)."
+    )
+    pin_gbps: float = Field(
+        PIN_GBPS_DEFAULT, gt=0, description="Page-locking host memory (a first sleep's)."
+    )
     disk_gbps: float = Field(5.0, gt=0, description="Weights load on a cold start.")
+    gpu_allocation: Literal["device-plugin", "lowest-index"] = "device-plugin"
+    """How the kubelet picks a Pod's GPUs: as NVIDIA's device plugin (topology-aware sets, any
+    free GPU for one), or the lowest free indexes (the test control plane's pod runner)."""
+
+    @model_validator(mode="after")
+    def _no_faster_than_the_link(self) -> "NodePool":
+        link = LINKS[self.topology]
+        for field_name, rate, floor in (
+            ("h2d_gbps", self.h2d_gbps, link.h2d_floor_gbps),
+            ("d2h_gbps", self.d2h_gbps, link.d2h_floor_gbps),
+        ):
+            if rate is not None and rate > floor:
+                raise ValueError(
+                    f"{field_name}: {rate:g} GB/s is faster than the {link.name} link allows "
+                    f"(its fastest measured copy is {floor:g} GB/s)"
+                )
+        return self
+
+    @property
+    def wake_gbps(self) -> float:
+        return self.h2d_gbps if self.h2d_gbps is not None else LINKS[self.topology].vllm_h2d_gbps
+
+    @property
+    def sleep_gbps(self) -> float:
+        return self.d2h_gbps if self.d2h_gbps is not None else LINKS[self.topology].vllm_d2h_gbps
 
 
 class Cluster(_Section):
@@ -45,7 +90,20 @@ class Model(_Section):
     name: str = Field(min_length=1)
     weights_gib: float = Field(gt=0)
     gpus: int = Field(1, ge=1, le=64)
-    engine_init_s: float = Field(20.0, ge=0, description="Engine init beyond the weights load.")
+    engine_init_s: float = Field(
+        ENGINE_INIT_S_DEFAULT,
+        ge=0,
+        description="Engine init beyond the weights load and torch.compile: profiling, the KV "
+        "cache, CUDA graphs.",
+    )
+    compile_s: float = Field(
+        COMPILE_S_DEFAULT, ge=0, description="torch.compile on a node that never compiled it."
+    )
+    compile_cached_s: float = Field(
+        COMPILE_CACHED_S_DEFAULT,
+        ge=0,
+        description="torch.compile from the node's compile cache (a later start).",
+    )
     port: int = Field(8000, ge=1, le=65535)
     copies: int = Field(1, ge=1, le=10_000)
     gpu_memory_utilization: float = Field(
@@ -69,13 +127,23 @@ class Launchers(_Section):
 
     max_instances: int = Field(4, ge=1)
     per_node: int = Field(0, ge=0)
+    host_memory_gib: float = Field(
+        LAUNCHER_MEMORY_GIB_DEFAULT,
+        ge=0,
+        description="Host memory one launcher's process holds (vLLM imported).",
+    )
 
 
 class PolicySection(_Section):
     actuation: Literal["fma", "direct-sleep", "cold"] = "fma"
     eviction: Literal["lru", "oldest", "cost"] = "lru"
     sleeping_gib_per_gpu_max: float | None = Field(None, ge=0)
-    sleeper_residue_gib: float = Field(1.5, ge=0, description="GPU memory a sleeper keeps.")
+    sleeper_residue_gib: float = Field(
+        3.0,
+        ge=0,
+        le=8,
+        description="GPU memory a sleeper keeps on each of its GPUs (1-8 GiB measured).",
+    )
     launchers_per_node_max: int | None = Field(None, ge=1)
     ready_timeout: Duration = 600.0
 

@@ -105,6 +105,7 @@ def overview_table(summary: dict[str, Any]) -> Table:
         ["cold-with-new-launcher rate", summary["cold_launcher_rate"]],
         ["p50 / p95 actuation (s)", _pair(summary["actuation_latency_s"]["all"])],
         ["p50 / p95 wait, created to ready (s)", _pair(wait) if wait else "n/a"],
+        ["p50 / p95 wake, multiple of its physical floor", _floor_text(summary)],
         ["unserved at end", summary["unserved"]],
         ["GPU utilization (held by requesters)", summary["gpu_utilization"]],
     ]
@@ -121,6 +122,11 @@ def overview_table(summary: dict[str, Any]) -> Table:
 
 def _pair(stats: dict[str, Any]) -> str:
     return f"{stats['p50']:g} / {stats['p95']:g}"
+
+
+def _floor_text(summary: dict[str, Any]) -> str:
+    floor = summary.get("wake_floor_multiple", {})
+    return _pair(floor) if floor.get("count") else "n/a (no wake)"
 
 
 def _hours_text(hours: dict[str, float]) -> str:

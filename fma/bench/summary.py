@@ -5,13 +5,15 @@ Keys are a stable interface (more may be added, none renamed): ``scenario``, ``s
 ``cold_launcher_rate``, ``actuation_latency_s``, ``unserved``, ``gpu_utilization``,
 ``invariant_violations`` and ``slo``. Added since: ``gpu_hours`` (``held``, ``serving``,
 ``loading``, ``sleeping``; see :mod:`fma.bench.usage`) and ``wait_s`` (creation to readiness,
-per requester, with the same statistics as a latency).
+per requester, with the same statistics as a latency) and ``wake_floor_multiple`` (each wake's
+time over its physical floor, :mod:`fma.bench.floor`, with the same statistics).
 """
 
 import math
 from collections.abc import Sequence
 from typing import Any
 
+from fma.bench.floor import wake_floor_multiples
 from fma.bench.invariants import check_all
 from fma.bench.usage import gpu_hours, waits_s
 from fma.core.model import ActuationPath
@@ -113,6 +115,7 @@ def summarize(
         "gpu_utilization": gpu_utilization(events, gpu_count, sim_time_s),
         "gpu_hours": gpu_hours(events, gpu_count, sim_time_s),
         "wait_s": latency_stats(waits_s(events, sim_time_s)),
+        "wake_floor_multiple": latency_stats(wake_floor_multiples(events)),
         "invariant_violations": check_all(list(events)),
     }
     summary["slo"] = slo_report(summary, slo)

@@ -3,11 +3,13 @@
 A :class:`Mutant` replaces one function of a core module by a copy of its source with one text
 edit, for as long as it is applied. The copy is compiled in its own module's namespace and put
 wherever the original is found — its module, and every ``fma`` module that imported it by name
-— so every caller gets the mutant; nothing else changes. The catalogue holds the bugs an
-outside review found (marked ``review``) and others of the same families. Two bugs of the
-review are not here because the search does not reach them within the ``ci`` budget: the W2
-hang (a stray awake instance in a re-bound launcher; ``tests/unit/sim/test_review_regressions.py``
-replays it) and the inverted reclaim tie-break R1, which no safety invariant can see (it is a
+— so every caller gets the mutant; nothing else changes. The catalogue (:data:`MUTANTS`)
+holds the bugs an outside review found (marked ``review``) and others of the same families,
+each one the search must find. Some are not in it because the search does not reach them
+within the ``ci`` budget: the W2 hang (a stray awake instance in a re-bound launcher), a
+reclaim that leaves its launcher full (:data:`REPLAYED`; both replayed by
+``tests/unit/sim/test_review_regressions.py``, which applies the mutant to show its scenario
+catches it), and the inverted reclaim tie-break R1, which no safety invariant can see (it is a
 choice, not a breach; a unit test pins it).
 """
 
@@ -120,14 +122,6 @@ MUTANTS = (
         "launcher_instance_cap",
     ),
     Mutant(
-        "a reclaim that leaves the launcher full",
-        "fma.core.launchers",
-        "_reclaim_plan",
-        "excess = max(0, len(others) - (lc.max_instances - 1))",
-        "excess = max(0, len(others) - lc.max_instances)",
-        "liveness",
-    ),
-    Mutant(
         "requesters on a NotReady node deleted as if it were cordoned",
         "fma.core.dualpods",
         "plan_requester",
@@ -144,3 +138,16 @@ MUTANTS = (
         "requester_deleted_with_cause",
     ),
 )
+
+RECLAIM_LEAVES_FULL = Mutant(
+    "a reclaim that leaves the launcher full",
+    "fma.core.launchers",
+    "_reclaim_plan",
+    "excess = max(0, len(others) - (lc.max_instances - 1))",
+    "excess = max(0, len(others) - lc.max_instances)",
+    "liveness",
+)
+"""Found by the search within the ``ci`` budget only for some seeds (3 of 5 before the platform
+got its probes, its scheduler queue and its device plugin; fewer since): a fixed scenario
+guards it instead."""
+REPLAYED = (RECLAIM_LEAVES_FULL,)

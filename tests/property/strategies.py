@@ -43,6 +43,7 @@ def _cluster_and_models(draw: st.DrawFn, *, tight: bool = False) -> dict[str, An
                     "gpu_memory_gib": gpu_memory_gib,
                     "host_memory_gib": host_memory_gib,
                     "d2h_gbps": draw(st.sampled_from([1, 25])),
+                    "gpu_allocation": draw(st.sampled_from(["device-plugin", "lowest-index"])),
                 }
             ]
         },
@@ -167,7 +168,13 @@ def machine_scenarios(draw: st.DrawFn) -> Scenario:
         "policy": {
             **_policy(draw, None, mostly_sleeping=True),
             "launchers_per_node_max": draw(st.sampled_from([None, 1])),
+            # A small residue now and then: more sleepers beside an awake engine on these
+            # small GPUs (at the default 3 GiB a 24 GiB GPU keeps at most one).
+            "sleeper_residue_gib": draw(st.sampled_from([1.0, 3.0])),
         },
+        # Now and then slow stops: a new requester then waits, unbound, for its GPUs to be let
+        # go, which is when most of what befalls a node matters.
+        "latency": {"engine_stop_s": draw(st.sampled_from([2.0, 20.0]))},
         "demand": [{"model": base["models"][0]["name"], "rate_per_h": 0}],
         "faults": faults,
     }

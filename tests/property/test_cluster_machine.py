@@ -85,7 +85,7 @@ class ClusterMachine(RuleBasedStateMachine):
         note(f"sim seed {scenario.seed}; scenario {scenario.model_dump_json()}")
         self.scenario = scenario
         self.env = simpy.Environment()
-        self.cluster = new_cluster(scenario, self.env, Trace())
+        self.cluster = new_cluster(scenario, self.env, Trace(), seed=scenario.seed)
         self.controller = SimController(self.cluster, policy_of(scenario))
         self.specs = {m.name: self._spec(m.name) for m in scenario.models}
         self.launcher_path = install_launcher_configs(

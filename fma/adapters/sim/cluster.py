@@ -1,26 +1,48 @@
 """The simulated platform: scheduler, kubelet, engines and their latencies, in SimPy.
 
-:class:`SimCluster` does what Kubernetes and vLLM would do, taking the time they would take:
-placing requester Pods on free GPUs, starting containers, loading weights from disk, moving
-weights over PCIe on sleep and wake (bytes / bandwidth + overhead), and stopping engines on
-delete. It never decides anything FMA decides; those decisions come from :mod:`fma.core`
-through the executor. Long operations are *in flight* — an instance is ``WAKING``,
-``FALLING_ASLEEP`` or ``STOPPING`` in the snapshot until it is done — exactly as the operator
-sees them, and every change ends with :meth:`SimCluster.touch`, which wakes the controller for
-that node.
+:class:`SimCluster` does what Kubernetes and vLLM would do, taking the time they would take.
+It never decides anything FMA decides; those decisions come from :mod:`fma.core` through the
+executor. Long operations are *in flight* — an instance is ``WAKING``, ``FALLING_ASLEEP`` or
+``STOPPING`` in the snapshot until it is done — exactly as the operator sees them, and every
+change ends with :meth:`SimCluster.touch`, which wakes the controller for that node.
+
+- **Scheduling** (:mod:`fma.adapters.sim.scheduling`): the kube-scheduler's queue with its
+  back-off, and the kubelet's device manager choosing the GPUs.
+- **Pods** start ``pod_start_s`` after they are bound. A requester's Pod turns Ready at the
+  first tick of its readiness probe after the controller relayed readiness; a launcher's at the
+  first tick of its own once its process serves (``launcher_start_s`` after creation: Pod start
+  and the vLLM import). A deleted requester's container stops ``pod_stop_s`` later; its Pod, and
+  with it its GPUs, goes once that is done and FMA's finalizer is off.
+- **Engines** start in parts: a direct Pod's start and the vLLM import (in a launcher, only a
+  tensor-parallel engine's workers import it again), the weights loaded from the node's disk,
+  torch.compile (quick once the node's compile cache holds the model), then the engine's init
+  (profiling, KV cache, CUDA graphs). The controller learns that an engine serves when its
+  probe asks: at once, then after ``engine_probe_min_s``, doubling to ``engine_probe_max_s``.
+- **Transfers** (:mod:`fma.adapters.sim.links`) take a path over the node's topology and share
+  its links max-min fairly: a load from the disk, a wake (a fixed part, then each GPU's share of
+  the weights host -> device at ``h2d``) and a sleep (a fixed part, the pinning of its host
+  buffers the first time, then each GPU's share device -> host at ``d2h``).
+- **Stops**: an engine on its GPUs stops ``engine_stop_s`` after a delete, holding them; a
+  sleeper exits at once (the launcher answers the delete after ``sleeper_stop_s``, which the
+  controller's worker waits for).
+- **Launchers** hold host memory (their imported vLLM): the node's memory for sleepers is what
+  is left.
 
 Finalizers are modelled as Kubernetes keeps them: a requester with FMA's finalizer stays (being
 deleted) until the controller releases it; a deleted provider's engines stop at once, and its
 Pod object stays until it is unbound.
 """
 
+import math
 from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
 
 import simpy
 
-from fma.adapters.sim.placement import FreeGpuIndex
+from fma.adapters.sim.clock import call_later
+from fma.adapters.sim.links import Links, Transfer
+from fma.adapters.sim.scheduling import KubeScheduler
 from fma.adapters.sim.state import (
     SimInstance,
     SimNode,
@@ -29,31 +51,81 @@ from fma.adapters.sim.state import (
     SimState,
     relabelled,
 )
+from fma.adapters.sim.topology import Topology, topology_of
 from fma.adapters.sim.trace import Trace
 from fma.api.constants import LABEL_SLEEPING
-from fma.api.latency import Latency
-from fma.core.model import InstanceState
+from fma.api.latency import GB, Latency
+from fma.core.model import InstanceState, ProviderKind
 
 SimProcess = Generator[simpy.Event, Any, None]
+
+COMPILE_S_DEFAULT = 0.0
+COMPILE_CACHED_S_DEFAULT = 0.0
+"""What an engine's torch.compile takes when its spec does not say (tests build specs by hand)."""
+
+
+def next_tick(start_s: float, delay_s: float, period_s: float, at_s: float) -> float:
+    """The first tick of a probe (first at ``start_s + delay_s``, then every ``period_s``) at or
+    after ``at_s``."""
+    first_s = start_s + delay_s
+    if at_s <= first_s:
+        return first_s
+    # A tick within rounding of ``at_s`` is that tick, not the next one.
+    return max(at_s, first_s + math.ceil((at_s - first_s) / period_s - 1e-9) * period_s)
+
+
+def next_engine_probe(start_s: float, min_s: float, max_s: float, at_s: float) -> float:
+    """The first time the controller asks a starting engine (at ``start_s``, then after
+    ``min_s``, doubling to ``max_s``) at or after ``at_s``."""
+    t, interval = start_s, min_s
+    while t < at_s:
+        t += interval
+        interval = min(max_s, interval * 2)
+    return t
 
 
 class SimCluster:
     """Platform behaviour over :class:`SimState`; ``on_change(node)`` notifies the controller."""
 
-    def __init__(self, env: simpy.Environment, state: SimState, trace: Trace, latency: Latency):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        state: SimState,
+        trace: Trace,
+        latency: Latency,
+        *,
+        seed: int = 0,
+        launcher_memory_bytes: int = 0,
+    ):
         self.env = env
         self.state = state
         self.trace = trace
         self.latency = latency
+        self.launcher_memory_bytes = launcher_memory_bytes
+        """Host memory one launcher process holds (vLLM imported)."""
         self.on_change: Callable[[str], None] = lambda node: None
         self.on_requester_gone: Callable[[SimRequester], None] = lambda r: None
         self.on_requester_ready: Callable[[SimRequester], None] = lambda r: None
+        """Called when a requester's Pod turns Ready."""
         self.accelerator_query_fails: Callable[[str], bool] = lambda requester: False
         """Whether the controller's query of a requester's SPI fails (set with faults)."""
         self.sleepless_models: set[str] = set()
         """Models whose engines refuse to sleep (vLLM without sleep mode, or on a CPU)."""
-        self._pending: list[SimRequester] = []
-        self._free = FreeGpuIndex(state.nodes)
+        self.compile_s: dict[str, tuple[float, float]] = {}
+        """Model -> torch.compile's time (first on a node, and from the node's cache)."""
+        self.scheduler = KubeScheduler(
+            env,
+            state,
+            scheduler_s=latency.scheduler_s,
+            seed=seed,
+            topology=self.topology,
+            on_bound=self._bound,
+        )
+        self._links: dict[str, Links] = {}
+        self._compiled: dict[str, dict[str, float]] = {}
+        """Node -> model -> when its compile cache holds the model (once a compile ended)."""
+        self._moving: dict[int, list[Transfer]] = {}
+        """id(instance) -> its transfers under way."""
         self._seq = 0
 
     def now_s(self) -> float:
@@ -65,64 +137,31 @@ class SimCluster:
 
     def after(self, delay_s: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` after ``delay_s`` of simulated time: one event, no process."""
-        self.env.timeout(delay_s).callbacks.append(lambda _event: fn())
+        call_later(self.env, delay_s, fn)
 
     def touch(self, node: str) -> None:
         self.on_change(node)
 
+    def topology(self, node: SimNode) -> Topology:
+        return topology_of(node.topology, len(node.gpus), node.disk_bytes_per_s / GB)
+
+    def links(self, node: SimNode) -> Links:
+        links = self._links.get(node.name)
+        if links is None:
+            links = self._links[node.name] = Links(self.env, self.topology(node).capacity)
+        return links
+
     # --- requesters: the kube-scheduler and the kubelet ------------------------------------
 
     def submit(self, requester: SimRequester) -> None:
-        """A requester Pod is created; it waits until GPUs on a schedulable node are free."""
+        """A requester Pod is created; the scheduler places it once GPUs are free."""
         self.state.add_requester(requester)
         self.trace.record(
             self.now_s(), "requester_created", requester=requester.uid, model=requester.model
         )
-        self._pending.append(requester)
-        self.schedule_pending()
+        self.scheduler.add(requester)
 
-    def schedule_pending(self) -> None:
-        """Place waiting requesters in arrival order (no backfilling past the head)."""
-        while self._pending:
-            head = self._pending[0]
-            if head.deleting:
-                self._pending.pop(0)
-                self._remove_requester(head)
-                continue
-            node = self._choose_node(head)
-            if node is None:
-                return
-            self._pending.pop(0)
-            self._place(head, node)
-
-    @staticmethod
-    def _usable_gpus(node: SimNode, requester: SimRequester) -> list[str]:
-        """Free GPUs the requester may get; pinned requesters may get only their own."""
-        free = node.free_gpus()
-        if requester.pinned_gpus is None:
-            return free
-        return [g for g in free if g in requester.pinned_gpus]
-
-    def _choose_node(self, requester: SimRequester) -> SimNode | None:
-        """LeastAllocated-like: the schedulable node with the most free GPUs, then the earliest."""
-        if requester.pinned_gpus is None:
-            return self._free.best(requester.gpus)
-        best: SimNode | None = None
-        for node in self.state.nodes.values():
-            if not (node.schedulable and node.ready):
-                continue
-            if len(self._usable_gpus(node, requester)) < requester.gpus:
-                continue
-            if best is None or len(node.free_gpus()) > len(best.free_gpus()):
-                best = node
-        return best
-
-    def _place(self, requester: SimRequester, node: SimNode) -> None:
-        # The device plugin hands out the lowest-index free GPUs.
-        gpus = tuple(self._usable_gpus(node, requester)[: requester.gpus])
-        for uuid in gpus:
-            node.gpu_holder[uuid] = requester.uid
-        self._free.update(node)
+    def _bound(self, requester: SimRequester, node: SimNode, gpus: tuple[str, ...]) -> None:
         self.state.place_requester(requester, node.name)
         requester.assigned_gpus = gpus
         self.trace.record(
@@ -132,28 +171,26 @@ class SimCluster:
             node=node.name,
             gpus=list(gpus),
         )
-        self.after(
-            self.latency.scheduler_s + self.latency.pod_start_s,
-            partial(self._start_requester, requester),
-        )
+        self.after(self.latency.pod_start_s, partial(self._start_requester, requester))
 
     def _start_requester(self, requester: SimRequester) -> None:
-        if requester.uid not in self.state.requesters or requester.node is None:
+        if self.state.requesters.get(requester.uid) is not requester or requester.deleting:
             return
         requester.started_s = self.now_s()
         self.trace.record(self.now_s(), "requester_started", requester=requester.uid)
-        # The adapter sees the Pod running (a watch event), reacts, and asks its SPI. No
-        # decision needs the requester before its GPUs are known: the answer re-queues the node.
+        # The adapter sees the Pod running (a watch event) and asks its SPI once the requester
+        # program answers. No decision needs the requester before its GPUs are known: the answer
+        # re-queues the node.
         lat = self.latency
         self.after(
-            lat.watch_delay_s + lat.controller_reaction_s,
+            max(lat.watch_delay_s, lat.requester_start_s),
             partial(self._learn_accelerators, requester, 1),
         )
 
     def _learn_accelerators(self, requester: SimRequester, attempt: int) -> None:
         """The controller's adapter asks the running requester's SPI for its GPUs; the answer
-        comes back one API round trip later and is recorded on the requester (its snapshot
-        then carries them). A failed query is retried with back-off."""
+        comes back one call later and is recorded on the requester (its snapshot then carries
+        them). A failed query is retried with back-off."""
         if self.state.requesters.get(requester.uid) is not requester or requester.deleting:
             return
         if self.accelerator_query_fails(requester.uid):
@@ -161,7 +198,7 @@ class SimCluster:
             delay_s = min(lat.backoff_base_s * 2.0 ** min(attempt - 1, 62), lat.backoff_max_s)
             self.after(delay_s, partial(self._learn_accelerators, requester, attempt + 1))
             return
-        self.after(self.latency.api_write_s, partial(self._record_accelerators, requester))
+        self.after(self.latency.http_call_s, partial(self._record_accelerators, requester))
 
     def _record_accelerators(self, requester: SimRequester) -> None:
         if self.state.requesters.get(requester.uid) is not requester or requester.deleting:
@@ -177,10 +214,9 @@ class SimCluster:
             self.touch(requester.node)
 
     def delete_requester(self, uid: str, reason: str, *, by: str = "owner") -> None:
-        """Start deleting a requester; FMA's finalizer holds it until the controller lets go.
-
-        ``by`` says who asked: its owner or a user (``owner``), or the controller.
-        """
+        """Start deleting a requester: its container stops (``pod_stop_s``), and FMA's finalizer
+        holds the Pod until the controller lets go. ``by`` says who asked: its owner or a user
+        (``owner``), or the controller."""
         requester = self.state.requesters.get(uid)
         if requester is None or requester.deleting:
             return
@@ -188,17 +224,25 @@ class SimCluster:
         self.trace.record(self.now_s(), "requester_deleting", requester=uid, reason=reason, by=by)
         if requester.node is None:
             # An unscheduled Pod goes at once, wherever it waits in the scheduling queue.
-            self._pending = [r for r in self._pending if r is not requester]
+            self.scheduler.forget(requester)
             self._remove_requester(requester)
-        elif not requester.finalizer:
-            self._remove_requester(requester)
-        else:
+            return
+        self.after(self.latency.pod_stop_s, partial(self._requester_terminated, requester))
+        if requester.finalizer:
             self.touch(requester.node)
 
+    def _requester_terminated(self, requester: SimRequester) -> None:
+        if self.state.requesters.get(requester.uid) is not requester:
+            return
+        requester.terminated = True
+        if not requester.finalizer:
+            self._remove_requester(requester)
+
     def set_requester_finalizer(self, requester: SimRequester, present: bool) -> None:
-        """The controller adds or removes its finalizer; without it a deleting Pod goes."""
+        """The controller adds or removes its finalizer; a deleted Pod whose container has
+        stopped goes without it."""
         requester.finalizer = present
-        if not present and requester.deleting:
+        if not present and requester.deleting and requester.terminated:
             self._remove_requester(requester)
 
     def _remove_requester(self, requester: SimRequester) -> None:
@@ -209,21 +253,37 @@ class SimCluster:
             for uuid, holder in node.gpu_holder.items():
                 if holder == requester.uid:
                     node.gpu_holder[uuid] = None
-            self._free.update(node)
+            self.scheduler.node_changed(node)
         self.trace.record(self.now_s(), "requester_deleted", requester=requester.uid)
         self.on_requester_gone(requester)
-        self.schedule_pending()
+        self.scheduler.cluster_changed()
         if requester.node is not None:
             self.touch(requester.node)
 
     def set_ready(self, requester: SimRequester, ready: bool) -> None:
+        """The controller relayed readiness to the requester; its Pod turns Ready at the next
+        tick of its readiness probe."""
         if requester.ready == ready:
             return
         requester.ready = ready
         self.trace.record(self.now_s(), "ready" if ready else "unready", requester=requester.uid)
         if ready:
             requester.ready_s = self.now_s()
-            self.on_requester_ready(requester)
+            lat = self.latency
+            started_s = requester.started_s if requester.started_s is not None else self.now_s()
+            tick_s = next_tick(
+                started_s, lat.readiness_probe_delay_s, lat.readiness_probe_period_s, self.now_s()
+            )
+            self.after(tick_s - self.now_s(), partial(self._pod_ready, requester))
+
+    def _pod_ready(self, requester: SimRequester) -> None:
+        if self.state.requesters.get(requester.uid) is not requester or not requester.ready:
+            return
+        if requester.pod_ready_s is not None:
+            return  # Ready once: the hold counts from the first time
+        requester.pod_ready_s = self.now_s()
+        self.trace.record(self.now_s(), "pod_ready", requester=requester.uid)
+        self.on_requester_ready(requester)
 
     # --- providers and instances: the kubelet and the engines ------------------------------
 
@@ -241,15 +301,33 @@ class SimCluster:
         self.touch(provider.node)  # the controller's informer sees the new Pod
 
     def start_launcher(self, provider: SimProvider) -> None:
-        """A launcher Pod becomes Ready after its start (pod start and the vLLM import)."""
+        """A launcher Pod: its process serves after ``launcher_start_s`` (Pod start and the vLLM
+        import, once), and its Pod is Ready at the next tick of its readiness probe."""
         provider.ready = False
         provider.ready_changed_s = self.now_s()
         provider.labels = relabelled(provider.labels, {LABEL_SLEEPING: "true"})
         self.add_provider(provider)
-        self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
+        self._hold_memory(provider.node, self.launcher_memory_bytes)
+        lat = self.latency
+        self._launcher_serves(provider, self.now_s() + lat.scheduler_s + lat.pod_start_s)
 
-    def _launcher_ready(self, provider: SimProvider) -> None:
-        if self.state.providers.get(provider.name) is not provider or provider.deleting:
+    def _launcher_serves(self, provider: SimProvider, container_s: float) -> None:
+        """Its process serves ``launcher_start_s`` from now; the Pod is Ready at the first tick
+        of its readiness probe after that (the container started at ``container_s``)."""
+        lat = self.latency
+        serving_s = self.now_s() + lat.launcher_start_s
+        tick_s = next_tick(
+            container_s, lat.launcher_probe_delay_s, lat.launcher_probe_period_s, serving_s
+        )
+        restarts = provider.restarts
+        self.after(tick_s - self.now_s(), partial(self._launcher_ready, provider, restarts))
+
+    def _launcher_ready(self, provider: SimProvider, restarts: int) -> None:
+        if (
+            self.state.providers.get(provider.name) is not provider
+            or provider.deleting
+            or provider.restarts != restarts
+        ):
             return
         provider.set_ready(True, self.now_s())
         self.trace.record(
@@ -257,50 +335,144 @@ class SimCluster:
         )
         self.touch(provider.node)
 
+    def _hold_memory(self, node_name: str, nbytes: int) -> None:
+        node = self.state.nodes.get(node_name)
+        if node is not None and nbytes:
+            node.reserved_bytes = max(0, node.reserved_bytes + nbytes)
+
     def start_instance(
         self, provider: SimProvider, instance: SimInstance, *, pod_start: bool
     ) -> None:
-        """Start an engine: weights from disk + engine init, then it serves.
+        """Start an engine (see the module docstring): process start, weights from disk,
+        torch.compile, engine init; the controller notices at its next probe.
 
         A direct provider (``pod_start``) first pays the Pod start and the vLLM import; an
-        instance in a launcher does not: the launcher imported vLLM once, when it started.
+        instance in a launcher does not (the launcher imported vLLM once), unless it is
+        tensor-parallel: its worker processes import vLLM again.
         """
         provider.instances[instance.instance_id] = instance
         self._record_instance(provider, instance, "instance_starting")
+        lat = self.latency
+        if pod_start:
+            process_s = lat.pod_start_s + lat.vllm_import_s
+        else:
+            process_s = lat.vllm_import_s if len(instance.gpu_uuids) > 1 else 0.0
+        created_s = self.now_s()
+        self.after(process_s, partial(self._load, provider, instance, created_s))
+
+    def _current(self, provider: SimProvider, instance: SimInstance, state: InstanceState) -> bool:
+        return provider.instances.get(instance.instance_id) is instance and instance.state is state
+
+    def _load(self, provider: SimProvider, instance: SimInstance, created_s: float) -> None:
+        if not self._current(provider, instance, InstanceState.STARTING):
+            return
         node = self.state.nodes[provider.node]
-        load_s = instance.spec.weights_bytes / node.disk_bytes_per_s
-        process_s = self.latency.pod_start_s + self.latency.vllm_import_s if pod_start else 0.0
-        delay = load_s + instance.spec.engine_init_s + process_s
+        topology = self.topology(node)
+        self._transfer(
+            node,
+            instance,
+            [topology.load(i) for i in self._indexes(node, instance)],
+            math.inf,
+            partial(self._initialise, provider, instance, created_s),
+        )
+
+    def _initialise(self, provider: SimProvider, instance: SimInstance, created_s: float) -> None:
+        if not self._current(provider, instance, InstanceState.STARTING):
+            return
+        model = instance.spec.model
+        first_s, cached_s = self.compile_s.get(model, (COMPILE_S_DEFAULT, COMPILE_CACHED_S_DEFAULT))
+        compiled = self._compiled.setdefault(provider.node, {})
+        cached = compiled.get(model, math.inf) <= self.now_s()
+        compile_s = cached_s if cached else first_s
+        if not cached:
+            compiled[model] = min(compiled.get(model, math.inf), self.now_s() + compile_s)
+        up_s = self.now_s() + compile_s + instance.spec.engine_init_s
+        lat = self.latency
+        seen_s = next_engine_probe(created_s, lat.engine_probe_min_s, lat.engine_probe_max_s, up_s)
         self.after(
-            delay,
+            seen_s - self.now_s(),
             partial(self._finish, provider, instance, InstanceState.STARTING, InstanceState.AWAKE),
         )
 
+    @staticmethod
+    def _indexes(node: SimNode, instance: SimInstance) -> list[int]:
+        index = {g.uuid: g.index for g in node.gpus}
+        return [index[u] for u in instance.gpu_uuids if u in index]
+
+    def _transfer(
+        self,
+        node: SimNode,
+        instance: SimInstance,
+        paths: list[tuple[tuple[str, str], ...]],
+        cap: float,
+        on_done: Callable[[], None],
+    ) -> None:
+        """Move each GPU's share of the weights along its path; ``on_done`` once all are there."""
+        if not paths:
+            self.after(0.0, on_done)
+            return
+        links = self.links(node)
+        nbytes = instance.spec.weights_bytes / len(paths)
+        left = [len(paths)]
+
+        def one_done() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self._moving.pop(id(instance), None)
+                on_done()
+
+        self._moving[id(instance)] = [links.start(p, nbytes, cap, one_done) for p in paths]
+
+    def _stop_moving(self, provider: SimProvider, instance: SimInstance) -> None:
+        """The engine is gone or stopping: its transfers end, freeing their share of the links."""
+        transfers = self._moving.pop(id(instance), [])
+        node = self.state.nodes.get(provider.node)
+        if node is None:
+            return
+        links = self.links(node)
+        for transfer in transfers:
+            links.cancel(transfer)
+
     def sleep_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        """Start a level-1 sleep: weights per GPU device -> host, plus the fixed overhead.
+        """Start a level-1 sleep: the fixed part, the pinning of its host buffers (the first
+        time), then each GPU's share device -> host.
 
         Ignored unless the instance is awake: a repeated POST /sleep is harmless to vLLM.
         """
         if instance.state is not InstanceState.AWAKE:
             return
         node = self.state.nodes[provider.node]
-        delay = self.latency.sleep_overhead_s + instance.as_instance().bytes_per_gpu / (
-            node.d2h_bytes_per_s
+        fixed_s = self.latency.sleep_overhead_s
+        if not instance.pinned:
+            fixed_s += instance.spec.weights_bytes / node.pin_bytes_per_s
+            instance.pinned = True
+        topology = self.topology(node)
+        paths = [topology.d2h(i) for i in self._indexes(node, instance)]
+        self._move(provider, instance, InstanceState.FALLING_ASLEEP, InstanceState.SLEEPING)
+        self.after(
+            fixed_s,
+            partial(
+                self._copy, provider, instance, paths, node.d2h_bytes_per_s, InstanceState.SLEEPING
+            ),
         )
-        self._move(provider, instance, InstanceState.FALLING_ASLEEP, InstanceState.SLEEPING, delay)
 
     def wake_instance(self, provider: SimProvider, instance: SimInstance) -> None:
-        """Start a wake: weights per GPU host -> device, plus the fixed overhead.
+        """Start a wake: the fixed part, then each GPU's share host -> device.
 
         Ignored unless the instance is asleep: a repeated POST /wake_up is harmless to vLLM.
         """
         if instance.state is not InstanceState.SLEEPING:
             return
         node = self.state.nodes[provider.node]
-        delay = self.latency.wake_overhead_s + instance.as_instance().bytes_per_gpu / (
-            node.h2d_bytes_per_s
+        topology = self.topology(node)
+        paths = [topology.h2d(i) for i in self._indexes(node, instance)]
+        self._move(provider, instance, InstanceState.WAKING, InstanceState.AWAKE)
+        self.after(
+            self.latency.wake_overhead_s,
+            partial(
+                self._copy, provider, instance, paths, node.h2d_bytes_per_s, InstanceState.AWAKE
+            ),
         )
-        self._move(provider, instance, InstanceState.WAKING, InstanceState.AWAKE, delay)
 
     def _move(
         self,
@@ -308,11 +480,27 @@ class SimCluster:
         instance: SimInstance,
         moving: InstanceState,
         end: InstanceState,
-        delay_s: float,
     ) -> None:
         instance.state = moving
         self._record_instance(provider, instance, f"instance_{moving.value}")
-        self.after(delay_s, partial(self._finish, provider, instance, moving, end))
+
+    def _copy(
+        self,
+        provider: SimProvider,
+        instance: SimInstance,
+        paths: list[tuple[tuple[str, str], ...]],
+        cap: float,
+        end: InstanceState,
+    ) -> None:
+        moving = (
+            InstanceState.WAKING if end is InstanceState.AWAKE else InstanceState.FALLING_ASLEEP
+        )
+        if not self._current(provider, instance, moving):
+            return
+        node = self.state.nodes[provider.node]
+        self._transfer(
+            node, instance, paths, cap, partial(self._finish, provider, instance, moving, end)
+        )
 
     def _finish(
         self,
@@ -321,10 +509,7 @@ class SimCluster:
         expected: InstanceState,
         result: InstanceState,
     ) -> None:
-        if (
-            provider.instances.get(instance.instance_id) is not instance
-            or instance.state is not expected
-        ):
+        if not self._current(provider, instance, expected):
             return  # deleted or crashed meanwhile
         instance.state = result
         instance.last_used_s = self.now_s()
@@ -342,7 +527,9 @@ class SimCluster:
             return
         if not instance.state.on_gpus or self.latency.engine_stop_s <= 0:
             self._forget(provider, instance, reason)
+            self.touch(provider.node)  # the launcher's instance list changed: a watch event
             return
+        self._stop_moving(provider, instance)
         instance.state = InstanceState.STOPPING
         self._record_instance(provider, instance, "instance_stopping", reason=reason, by=by)
         self.after(self.latency.engine_stop_s, partial(self._stopped, provider, instance, reason))
@@ -354,6 +541,7 @@ class SimCluster:
         self.touch(provider.node)
 
     def _forget(self, provider: SimProvider, instance: SimInstance, reason: str) -> None:
+        self._stop_moving(provider, instance)
         del provider.instances[instance.instance_id]
         self._record_instance(provider, instance, "instance_deleted", reason=reason)
         if provider.deleting and not provider.instances:
@@ -384,6 +572,8 @@ class SimCluster:
             return
         if self.state.remove_provider(provider.name) is None:
             return
+        if provider.kind is ProviderKind.LAUNCHER:
+            self._hold_memory(provider.node, -self.launcher_memory_bytes)
         self.trace.record(
             self.now_s(),
             "provider_deleted",
@@ -425,6 +615,8 @@ class SimCluster:
             self._remove_provider_if_released(provider)
         for requester in self.state.requesters_on(name):
             self._remove_requester(requester)
+        self._links.pop(name, None)
+        self._compiled.pop(name, None)
         self.touch(name)
 
     def set_node_ready(self, name: str, ready: bool) -> None:
@@ -433,10 +625,10 @@ class SimCluster:
         if node is None or node.ready == ready:
             return
         node.ready = ready
-        self._free.update(node)
+        self.scheduler.node_changed(node)
         self.trace.record(self.now_s(), "node_ready" if ready else "node_not_ready", node=name)
         if ready:
-            self.schedule_pending()
+            self.scheduler.cluster_changed()
         self.touch(name)
 
     def cordon_node(self, name: str) -> None:
@@ -444,7 +636,7 @@ class SimCluster:
         node = self.state.nodes.get(name)
         if node is not None and node.schedulable:
             node.schedulable = False
-            self._free.update(node)
+            self.scheduler.node_changed(node)
             self.trace.record(self.now_s(), "node_cordoned", node=name)
             self.touch(name)
 
@@ -453,6 +645,7 @@ class SimCluster:
         instance = provider.instances.get(instance_id)
         if instance is None or instance.state in (InstanceState.STOPPED, InstanceState.STOPPING):
             return
+        self._stop_moving(provider, instance)
         instance.state = InstanceState.STOPPED
         self._record_instance(provider, instance, "instance_stopped")
         self.touch(provider.node)
@@ -464,7 +657,7 @@ class SimCluster:
         self.trace.record(self.now_s(), "launcher_crashed", provider=provider.name)
         provider.restarts += 1
         provider.set_ready(False, self.now_s())
-        self.after(self.latency.launcher_start_s, partial(self._launcher_ready, provider))
+        self._launcher_serves(provider, self.now_s())
         self.touch(provider.node)
 
     def uncordon_node(self, name: str) -> None:
@@ -472,9 +665,9 @@ class SimCluster:
         node = self.state.nodes.get(name)
         if node is not None and not node.schedulable:
             node.schedulable = True
-            self._free.update(node)
+            self.scheduler.node_changed(node)
             self.trace.record(self.now_s(), "node_uncordoned", node=name)
-            self.schedule_pending()
+            self.scheduler.cluster_changed()
             self.touch(name)
 
     def restore_node(self, node: SimNode) -> None:
@@ -483,9 +676,10 @@ class SimCluster:
             return
         node.ready = True
         node.schedulable = True
+        node.reserved_bytes = 0
         node.gpu_holder = {g.uuid: None for g in node.gpus}
         self.state.nodes[node.name] = node
-        self._free.update(node)
+        self.scheduler.node_changed(node)
         self.trace.record(self.now_s(), "node_restored", node=node.name)
-        self.schedule_pending()
+        self.scheduler.cluster_changed()
         self.touch(node.name)

@@ -13,18 +13,22 @@ behind a simulated informer.
 - **Reconcile.** After ``controller_reaction_s`` a worker runs *gather -> decide -> apply*
   (:func:`fma.control.reconcile.decide`, the executor, :func:`fma.control.reconcile.conclude`).
   Writes that changed something come back as a watch event on the node. The worker stays busy
-  ``api_write_s`` per call made (Events are sent in the background, as client-go's recorder
-  does), plus any stall (a call that hung until its timeout). Wakes, sleeps and stops do not
-  hold it: they are in flight until their end is observed.
+  for the calls it waits for, as the operator's: ``api_write_s`` per API write, ``http_call_s``
+  per instance create or delete and readiness relay (and a sleeper's exit, ``sleeper_stop_s``,
+  which a launcher's delete waits for), plus any stall (a call that hung until its timeout).
+  Wakes, sleeps and stops do not hold it: they are in flight until their end is observed; nor
+  do Events, sent in the background as client-go's recorder does.
 - **Restart.** :meth:`SimController.restart` loses the queue, retry counts and pending
   deliveries (all in memory), stays down for the given time, then re-lists.
 """
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 import simpy
 
+from fma.adapters.sim.clock import call_later
 from fma.adapters.sim.cluster import SimCluster
 from fma.adapters.sim.executor import SimExecutor
 from fma.control.queue import Done, WorkQueue
@@ -32,11 +36,17 @@ from fma.control.reconcile import CONFIGS, Decision, conclude, decide
 from fma.core.actions import (
     API_WRITES,
     Action,
-    EmitEvent,
+    CreateInstance,
+    DeleteInstance,
+    RelayReadiness,
     SleepInstance,
 )
-from fma.core.outcomes import Outcome, OutcomeKind
+from fma.core.outcomes import FollowUp, Outcome, OutcomeKind
 from fma.core.policy import Policy
+
+AWAITED_CALLS: tuple[type, ...] = (CreateInstance, DeleteInstance, RelayReadiness)
+"""HTTP calls a worker waits for, as the operator's executor does; a wake or a sleep is started
+in the background (it is in flight until its end is observed), and so is an Event."""
 
 
 class WatchFilter(Protocol):
@@ -56,6 +66,8 @@ class Executor(Protocol):
 
     def refuse_sleep(self, action: SleepInstance) -> None: ...
 
+    def take_waited_s(self) -> float: ...
+
 
 class SimScheduler:
     """The :class:`~fma.control.ports.Scheduler` port on a SimPy environment."""
@@ -67,7 +79,7 @@ class SimScheduler:
         return float(self.env.now)
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        self.env.timeout(delay_s).callbacks.append(lambda _event: fn())
+        call_later(self.env, delay_s, fn)
 
 
 def _no_stall() -> float:
@@ -96,6 +108,12 @@ class SimController:
         self._delivery_due: dict[str, float] = {}
         self.reconciles = 0
         self.retries = 0
+        self._call_s: dict[type, float] = {
+            **{kind: self.latency.api_write_s for kind in API_WRITES},
+            **{kind: self.latency.http_call_s for kind in AWAITED_CALLS},
+        }
+        """Seconds a worker waits for each kind of action (the rest are started and left:
+        wakes, sleeps and Events)."""
         self.queue = self._new_queue()
         cluster.on_change = self.notify
 
@@ -120,18 +138,17 @@ class SimController:
             if extra_s is None:
                 return
             delay_s += extra_s
-        due_s = float(self.env.now) + delay_s
-        if self._delivery_due.get(key, float("inf")) <= due_s:
+        due_s = self.env.now + delay_s
+        pending_s = self._delivery_due.get(key)
+        if pending_s is not None and pending_s <= due_s:
             return
         self._delivery_due[key] = due_s
-        epoch = self._epoch
+        call_later(self.env, delay_s, partial(self._deliver, key, due_s, self._epoch))
 
-        def deliver() -> None:
-            if epoch == self._epoch and self._delivery_due.get(key) == due_s:
-                del self._delivery_due[key]
-                self.queue.add(key)
-
-        self.scheduler.call_later(delay_s, deliver)
+    def _deliver(self, key: str, due_s: float, epoch: int) -> None:
+        if epoch == self._epoch and self._delivery_due.get(key) == due_s:
+            del self._delivery_due[key]
+            self.queue.add(key)
 
     def configs_changed(self) -> None:
         """An InferenceServerConfig or LauncherConfig changed: its status, and every node."""
@@ -204,9 +221,10 @@ class SimController:
     # --- one reconcile -------------------------------------------------------------------------
 
     def _process(self, key: str, done: Done) -> None:
-        epoch = self._epoch
-        self.scheduler.call_later(
-            self.latency.controller_reaction_s, lambda: self._reconcile(key, done, epoch)
+        call_later(
+            self.env,
+            self.latency.controller_reaction_s,
+            partial(self._reconcile, key, done, self._epoch),
         )
 
     def _reconcile(self, key: str, done: Done, epoch: int) -> None:
@@ -216,19 +234,28 @@ class SimController:
         # 1. gather, 2. decide
         decision = decide(state, key, now_s=float(self.env.now), policy=self.policy)
         self.reconciles += 1
-        # 3. apply
-        outcomes = self.executor.apply(decision) if decision.plan.actions else ()
-        if any(o.kind is OutcomeKind.OK and isinstance(o.action, API_WRITES) for o in outcomes):
-            # Our own writes to watched objects come back as watch events; calls to launchers,
-            # engines and requesters, and Events, do not (what they change is observed when it
-            # is done: the cluster re-queues the node then).
-            self.notify(key)
-        follow = conclude(state, decision, outcomes)
-        if follow.failed:
-            self.retries += 1
-        calls = sum(1 for o in outcomes if not isinstance(o.action, EmitEvent))
-        busy_s = calls * self.latency.api_write_s + self.stall_s()
+        if not decision.plan.actions:
+            follow = FollowUp(requeue_after_s=decision.plan.requeue_after_s)
+            busy_s = self.stall_s()
+        else:
+            # 3. apply
+            outcomes = self.executor.apply(decision)
+            busy_s = self.stall_s() + self.executor.take_waited_s()
+            wrote = False
+            for outcome in outcomes:
+                action = outcome.action
+                busy_s += self._call_s.get(type(action), 0.0)
+                if not wrote and outcome.kind is OutcomeKind.OK and isinstance(action, API_WRITES):
+                    wrote = True
+            if wrote:
+                # Our own writes to watched objects come back as watch events; calls to
+                # launchers, engines and requesters, and Events, do not (what they change is
+                # observed when it is done: the cluster re-queues the node then).
+                self.notify(key)
+            follow = conclude(state, decision, outcomes)
+            if follow.failed:
+                self.retries += 1
         if busy_s > 0:
-            self.scheduler.call_later(busy_s, lambda: done(follow))
+            call_later(self.env, busy_s, partial(done, follow))
         else:
             done(follow)

@@ -48,6 +48,13 @@ _OK: Result = (OutcomeKind.OK, None)
 class SimExecutor:
     def __init__(self, cluster: SimCluster) -> None:
         self.cluster = cluster
+        self._waited_s = 0.0
+
+    def take_waited_s(self) -> float:
+        """Seconds calls since the last take waited beyond a plain round trip (a launcher's
+        DELETE of a sleeper answers once the engine has exited); resets to 0."""
+        waited_s, self._waited_s = self._waited_s, 0.0
+        return waited_s
 
     def apply(self, decision: Decision) -> Sequence[Outcome]:
         """Apply the plan's actions in order; stop at the first that fails (Events never
@@ -256,8 +263,12 @@ class SimExecutor:
 
     def _delete_instance(self, action: DeleteInstance) -> Result:
         provider = self._provider(action.provider)
-        if provider is not None:  # absent: already deleted, which is what was asked
-            self.cluster.delete_instance(provider, action.instance_id, action.reason)
+        if provider is None:
+            return _OK  # already deleted, which is what was asked
+        instance = provider.instances.get(action.instance_id)
+        if instance is not None and not instance.state.on_gpus:
+            self._waited_s += self.cluster.latency.sleeper_stop_s
+        self.cluster.delete_instance(provider, action.instance_id, action.reason)
         return _OK
 
     def _delete_provider(self, action: DeleteProvider) -> Result:

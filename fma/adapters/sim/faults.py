@@ -383,6 +383,9 @@ class FaultyExecutor:
     def refuse_sleep(self, action: SleepInstance) -> None:
         self.inner.refuse_sleep(action)
 
+    def take_waited_s(self) -> float:
+        return self.inner.take_waited_s()
+
     def take_stall_s(self) -> float:
         """Seconds the calls since the last take hung; resets to 0."""
         stall_s, self._stall_s = self._stall_s, 0.0

@@ -6,7 +6,9 @@ a model needs, or the limits the controller promises to keep, they read these re
 once at ``t = 0``:
 
 - ``node_added``: ``node``, ``pool``, ``gpus`` (UUIDs), ``gpu_memory_bytes``,
-  ``host_memory_bytes``, ``launchers_wanted`` (unbound launchers the population policy keeps);
+  ``host_memory_bytes``, ``launchers_wanted`` (unbound launchers the population policy keeps),
+  ``topology`` and ``h2d_floor_bytes_per_s`` (its fastest host-to-device copy: the floor of a
+  wake);
 - ``model_added``: ``model``, ``bytes`` (weights), ``gpus`` (per replica), ``utilization`` (the
   share of each GPU an awake engine claims);
 - ``limits``: ``host_memory_reserve_fraction``, ``sleeper_residue_bytes`` (GPU memory a sleeper
@@ -19,8 +21,9 @@ from collections.abc import Mapping
 
 from fma.adapters.sim.state import SimNode
 from fma.adapters.sim.trace import Trace
-from fma.api.latency import GIB
+from fma.api.latency import GB, GIB
 from fma.api.scenario import Scenario
+from fma.api.topology import LINKS
 from fma.core.policy import Policy
 
 
@@ -44,6 +47,8 @@ def record_inventory(
             gpu_memory_bytes=min((g.memory_bytes for g in node.gpus), default=0),
             host_memory_bytes=node.host_memory_bytes,
             launchers_wanted=launchers_wanted,
+            topology=node.topology,
+            h2d_floor_bytes_per_s=LINKS[node.topology].h2d_floor_gbps * GB,
         )
     for model in scenario.models:
         trace.record(

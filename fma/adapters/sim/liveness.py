@@ -41,20 +41,27 @@ def liveness_bound_s(scenario: Scenario) -> float:
     """
     lat = scenario.latency
     slowest_s = 0.0
+    probes_s = lat.launcher_probe_delay_s + lat.launcher_probe_period_s + lat.engine_probe_max_s
     for pool in scenario.cluster.node_pools:
         for model in scenario.models:
             weights = model.weights_gib * GIB
             start_s = (
-                lat.pod_start_s
+                lat.scheduler_s
+                + lat.pod_start_s
                 + lat.vllm_import_s
                 + lat.launcher_start_s
-                + weights / (pool.disk_gbps * GB)
+                + probes_s
+                # every GPU of the node loading at once from its one disk
+                + weights * pool.gpus_per_node / model.gpus / (pool.disk_gbps * GB)
+                + model.compile_s
                 + model.engine_init_s
                 + lat.sleep_overhead_s
-                + weights / model.gpus / (pool.d2h_gbps * GB)
+                + weights / (pool.pin_gbps * GB)
+                + weights / model.gpus / (pool.sleep_gbps * GB)
                 + lat.wake_overhead_s
-                + weights / model.gpus / (pool.h2d_gbps * GB)
+                + weights / model.gpus / (pool.wake_gbps * GB)
                 + 2 * lat.engine_stop_s
+                + lat.pod_stop_s
             )
             slowest_s = max(slowest_s, start_s)
     return round(

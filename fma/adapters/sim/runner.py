@@ -64,10 +64,20 @@ def spec_of(scenario: Scenario, model_name: str) -> tuple[ServerSpec, int]:
     return spec, model.gpus
 
 
-def new_cluster(scenario: Scenario, env: simpy.Environment, trace: Trace) -> SimCluster:
+def new_cluster(
+    scenario: Scenario, env: simpy.Environment, trace: Trace, *, seed: int = 0
+) -> SimCluster:
     """The simulated platform of a scenario: its nodes, latencies and engines."""
-    cluster = SimCluster(env, SimState(nodes=build_nodes(scenario)), trace, scenario.latency)
+    cluster = SimCluster(
+        env,
+        SimState(nodes=build_nodes(scenario)),
+        trace,
+        scenario.latency,
+        seed=seed,
+        launcher_memory_bytes=int(scenario.launchers.host_memory_gib * GIB),
+    )
     cluster.sleepless_models = {m.name for m in scenario.models if not m.sleep_mode}
+    cluster.compile_s = {m.name: (m.compile_s, m.compile_cached_s) for m in scenario.models}
     return cluster
 
 
@@ -85,10 +95,13 @@ def build_nodes(scenario: Scenario) -> dict[str, SimNode]:
                 pool.name,
                 gpus,
                 int(pool.host_memory_gib * GIB),
-                pool.h2d_gbps * GB,
-                pool.d2h_gbps * GB,
+                pool.wake_gbps * GB,
+                pool.sleep_gbps * GB,
                 pool.disk_gbps * GB,
                 gpu_holder={g.uuid: None for g in gpus},
+                topology=pool.topology,
+                pin_bytes_per_s=pool.pin_gbps * GB,
+                lowest_index_gpus=pool.gpu_allocation == "lowest-index",
             )
     return nodes
 
@@ -155,7 +168,7 @@ def run_scenario(
     rng = random.Random(seed)
     env = simpy.Environment()
     trace = Trace()
-    cluster = new_cluster(scenario, env, trace)
+    cluster = new_cluster(scenario, env, trace, seed=seed)
     state = cluster.state
     controller = SimController(cluster, policy_of(scenario))
 

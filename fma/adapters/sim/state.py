@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fma.api.latency import GB, PIN_GBPS_DEFAULT
+from fma.api.topology import TopologyName
 from fma.core.model import (
     ActuationPath,
     ConfigSnapshot,
@@ -128,20 +130,37 @@ class SimNode:
     ready: bool = True
     gpu_holder: dict[str, str | None] = field(default_factory=dict)
     """GPU UUID -> UID of the requester the scheduler gave it to (None: free)."""
+    topology: TopologyName = "hgx"
+    pin_bytes_per_s: float = PIN_GBPS_DEFAULT * GB
+    """How fast host memory is page-locked (a first sleep pins its buffers)."""
+    lowest_index_gpus: bool = False
+    """The kubelet hands out the lowest free GPU indexes (else: as NVIDIA's device plugin)."""
+    reserved_bytes: int = 0
+    """Host memory its launchers' processes hold (not available to sleepers)."""
+    _frozen: Node | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_frozen":
+            object.__setattr__(self, "_frozen", None)
 
     def free_gpus(self) -> list[str]:
         return [g.uuid for g in self.gpus if self.gpu_holder.get(g.uuid) is None]
 
     def as_node(self) -> Node:
-        return Node(
-            self.name,
-            self.gpus,
-            self.host_memory_bytes,
-            self.schedulable,
-            self.ready,
-            disk_bytes_per_s=self.disk_bytes_per_s,
-            h2d_bytes_per_s=self.h2d_bytes_per_s,
-        )
+        frozen = self._frozen
+        if frozen is None:
+            frozen = Node(
+                self.name,
+                self.gpus,
+                self.host_memory_bytes - self.reserved_bytes,
+                self.schedulable,
+                self.ready,
+                disk_bytes_per_s=self.disk_bytes_per_s,
+                h2d_bytes_per_s=self.h2d_bytes_per_s,
+            )
+            self._frozen = frozen
+        return frozen
 
 
 @dataclass(slots=True)
@@ -167,6 +186,11 @@ class SimRequester(_Viewed):
     ready: bool = False
     actuated: bool = False
     ready_s: float | None = None
+    """When readiness was last relayed to it."""
+    pod_ready_s: float | None = None
+    """When its Pod turned Ready: the kubelet's readiness probe saw the relayed readiness."""
+    terminated: bool = False
+    """Its container has stopped after the Pod was deleted (the kubelet's part of a deletion)."""
     errors: tuple[str, ...] = ()
     finalizer: bool = False
     labels: dict[str, str] = field(default_factory=dict)
@@ -193,6 +217,10 @@ class SimRequester(_Viewed):
         return self._frozen
 
 
+_NOT_VIEWED = frozenset({"_frozen", "_owner", "pinned"})
+"""Fields of an instance its frozen view does not show."""
+
+
 @dataclass(slots=True)
 class SimInstance(_Viewed):
     instance_id: str
@@ -203,13 +231,15 @@ class SimInstance(_Viewed):
     last_used_s: float
     isc_name: str | None = None
     sleepable: bool = True
+    pinned: bool = False
+    """Its host buffers are page-locked already (it slept before): later sleeps skip that."""
     _frozen: Instance | None = field(default=None, repr=False, compare=False)
     """The last view handed out; reused until a field changes."""
     _owner: "SimProvider | None" = field(default=None, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
-        if name not in ("_frozen", "_owner"):
+        if name not in _NOT_VIEWED:
             object.__setattr__(self, "_frozen", None)
             owner = getattr(self, "_owner", None)
             if owner is not None:
@@ -270,7 +300,7 @@ class SimProvider(_Viewed):
         frozen = self._frozen
         if frozen is not None:
             return frozen
-        instances = tuple(i.as_instance() for i in self.instances.values())
+        instances = tuple([i.as_instance() for i in self.instances.values()])
         frozen = Provider(
             self.name,
             self.node,
@@ -358,11 +388,13 @@ class SimState:
         NotReady node is shown as such; only a deleted Node is absent."""
         node = self.nodes.get(node_name)
         iscs, launcher_configs, launcher_policy = self._configs()
+        requesters = self._requesters_on.get(node_name)
+        providers = self._providers_on.get(node_name)
         return NodeSnapshot(
             node_name,
             node.as_node() if node is not None else None,
-            tuple(r.as_requester() for r in self._requesters_on.get(node_name, {}).values()),
-            tuple(p.as_provider() for p in self._providers_on.get(node_name, {}).values()),
+            tuple([r.as_requester() for r in requesters.values()]) if requesters else (),
+            tuple([p.as_provider() for p in providers.values()]) if providers else (),
             iscs,
             launcher_configs,
             launcher_policy,
@@ -372,7 +404,11 @@ class SimState:
         self,
     ) -> tuple[Mapping[str, IscSpec], Mapping[str, LauncherConfigSpec], Mapping[str, int]]:
         """Copies of the configuration maps, shared by every snapshot until one changes."""
-        seen = tuple(getattr(m, "version", 0) for m in self._config_maps())
+        seen = (
+            getattr(self.iscs, "version", 0),
+            getattr(self.launcher_configs, "version", 0),
+            getattr(self.launcher_policy, "version", 0),
+        )
         if seen != self._configs_seen:
             self._configs_seen = seen
             self._configs_view = (
@@ -381,9 +417,6 @@ class SimState:
                 dict(self.launcher_policy),
             )
         return self._configs_view
-
-    def _config_maps(self) -> tuple[Mapping[str, Any], ...]:
-        return (self.iscs, self.launcher_configs, self.launcher_policy)
 
     def config_snapshot(self) -> ConfigSnapshot:
         return ConfigSnapshot(dict(self.iscs), dict(self.launcher_configs))

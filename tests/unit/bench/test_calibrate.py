@@ -10,10 +10,14 @@ TRUE_LATENCY = {
     "pod_start_s": 7.0,
     "vllm_import_s": 12.0,
     "launcher_start_s": 22.0,
+    "requester_start_s": 1.2,
     "controller_reaction_s": 0.3,
     "wake_overhead_s": 0.5,
     "sleep_overhead_s": 0.4,
 }
+COMPILE = {"compile_s": 5.0, "compile_cached_s": 5.0}
+PROBED = {"vllm_import_s", "launcher_start_s"}
+"""Seen only at a probe's ticks: known to within half a probe interval."""
 
 
 def scenario(policy: str, latency: dict[str, float] | None = None) -> Scenario:
@@ -34,8 +38,9 @@ def scenario(policy: str, latency: dict[str, float] | None = None) -> Scenario:
                 ]
             },
             "models": [
-                {"name": "small", "weights_gib": 8, "engine_init_s": 15},
-                {"name": "big", "weights_gib": 40, "engine_init_s": 40},
+                # one torch.compile time: the fit takes it from the scenario
+                {"name": "small", "weights_gib": 8, "engine_init_s": 15, **COMPILE},
+                {"name": "big", "weights_gib": 40, "engine_init_s": 40, **COMPILE},
             ],
             "latency": latency or {},
             "policy": {"actuation": policy},
@@ -52,11 +57,15 @@ def test_fit_recovers_the_simulated_latencies() -> None:
     fitted = calibrate(traces, scenario=scenario("fma"))  # base: the default latencies
     latency = fitted["latency"]
     for name, value in TRUE_LATENCY.items():
-        assert latency[name] == pytest.approx(value, rel=0.05, abs=0.02), name
+        if name in PROBED:
+            assert latency[name] == pytest.approx(value, abs=1.0), name
+        else:
+            assert latency[name] == pytest.approx(value, rel=0.01, abs=0.01), name
     assert fitted["node_pool"]["h2d_gbps"] == pytest.approx(12, rel=0.02)
     assert fitted["node_pool"]["d2h_gbps"] == pytest.approx(8, rel=0.02)
-    assert fitted["models"]["small"]["engine_init_s"] == pytest.approx(15, abs=0.1)
-    assert fitted["models"]["big"]["engine_init_s"] == pytest.approx(40, abs=0.1)
+    # An engine's start is seen at the controller's probes, at most 2 s apart.
+    assert fitted["models"]["small"]["engine_init_s"] == pytest.approx(15, abs=1.0)
+    assert fitted["models"]["big"]["engine_init_s"] == pytest.approx(40, abs=1.0)
     assert "vllm_import_s" in fitted["fitted"] and "scheduler_s" in fitted["not_fitted"]
 
     calibrated = calibrated_scenario(scenario("fma"), fitted)

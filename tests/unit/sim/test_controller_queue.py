@@ -48,6 +48,9 @@ class Recorder:
     def refuse_sleep(self, action: SleepInstance) -> None:
         raise AssertionError("not expected here")
 
+    def take_waited_s(self) -> float:
+        return 0.0
+
 
 def world(*, fail: bool = False) -> tuple[simpy.Environment, SimCluster, SimController, Recorder]:
     harness = Harness(nodes=2, gpus_per_node=2, latency=LATENCY)
