@@ -77,6 +77,8 @@ class OperatorProcess:
         self.starts = 0
         self.exit_expected = False
         """The test stopped it, or expects it to exit by itself: no failure when it has."""
+        self.interpreter: list[str] = [sys.executable]
+        """What runs ``-m fma``: this Python, or a profiler in front of it (benchmarks)."""
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
@@ -85,7 +87,7 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         argv = [
-            sys.executable,
+            *self.interpreter,
             "-m",
             "fma",
             "operator",
