@@ -4,8 +4,17 @@ from dataclasses import replace
 
 import pytest
 
-from fma.core.actions import CreateLauncher, DeleteProvider
-from fma.core.model import InstanceState, LauncherConfigSpec, NodeSnapshot, Provider, ProviderKind
+from fma.core.actions import CreateLauncher, DeleteProvider, Unbind
+from fma.core.dualpods import plan_node
+from fma.core.model import (
+    ActuationPath,
+    InstanceState,
+    IscSpec,
+    LauncherConfigSpec,
+    NodeSnapshot,
+    Provider,
+    ProviderKind,
+)
 from fma.core.policy import Policy
 from fma.core.population import (
     PopulationPolicy,
@@ -13,7 +22,7 @@ from fma.core.population import (
     plan_population,
     policy_counts,
 )
-from tests.builders import instance, node
+from tests.builders import instance, node, requester, snapshot, spec
 
 LC = LauncherConfigSpec("lc", 2, "t2")
 
@@ -127,6 +136,38 @@ def test_stuck_launcher_is_replaced() -> None:
         DeleteProvider("stuck", "stuck: not ready in time"),
         CreateLauncher("n1", "lc", "t2"),
     ]
+
+
+def test_a_launcher_released_by_the_plan_serves_the_replacement_of_its_requester() -> None:
+    # r1's instance vanished and r1 is being deleted; its ReplicaSet's replacement r2 is on the
+    # node, its GPUs not known yet. The plan that unbinds L must not make a launcher for r2
+    # (the next pass would then remove L, Ready, as surplus, and bind r2 to the new one).
+    lc, isc = LauncherConfigSpec("lc", 2, "t2"), IscSpec("isc", spec(), "lc")
+    served = replace(
+        launcher("L"),
+        instances=(),
+        bound_requester_uid="r1",
+        bound_instance_id="I1i",
+        path=ActuationPath.WARM,
+        bound_s=1.0,
+    )
+    gone = requester("r1", isc_name="isc", deleting=True, actuated=True, finalizer=True)
+    replacement = requester("r2", gpus=None, isc_name="isc", started_s=5.0)
+    snap = snapshot(
+        requesters=(gone, replacement),
+        providers=(served,),
+        iscs={"isc": isc},
+        launcher_configs={"lc": lc},
+        launcher_policy={"lc": 1},
+    )
+    actions = plan_node(snap, now_s=10.0, policy=Policy()).actions
+    assert Unbind("L") in actions
+    assert not [a for a in actions if isinstance(a, CreateLauncher | DeleteProvider)]
+    # Told alone, the population counts a bound launcher as taken and makes one more.
+    alone = plan_population(snap, claimed={"L"}, now_s=10.0, policy=Policy()).actions
+    assert alone == (CreateLauncher("n1", "lc", "t2"),)
+    freed = plan_population(snap, claimed={"L"}, released={"L"}, now_s=10.0, policy=Policy())
+    assert freed.actions == ()
 
 
 def test_policy_counts_take_the_max_over_selecting_policies() -> None:
