@@ -9,6 +9,7 @@ user would, writing its event trace to a file the test can judge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -35,7 +37,10 @@ from fma.api.constants import (
     LABEL_DUAL,
     LABEL_HOSTNAME,
     LABEL_LAUNCHER_CONFIG_NAME,
+    LABEL_SLEEPING,
+    REQUESTER_SPI_PORT,
     RESOURCE_GPU,
+    SPI_ACCELERATORS_PATH,
     VERSION,
 )
 from fma.testcluster.state import LocalCluster
@@ -387,24 +392,59 @@ class World:
         """Wait until ReplicaSet ``rs`` has exactly one requester, Ready, bound both ways
         (``dual`` labels): (requester, provider)."""
 
-        def pair() -> tuple[Obj, Obj] | None:
-            live = self.requesters(rs)
-            if len(live) != 1 or not is_ready(live[0]):
-                return None
-            requester = live[0]
-            provider = self.provider_of(requester)
-            if provider is None:
-                return None
-            if labels(requester).get(LABEL_DUAL) != provider["metadata"]["name"]:
-                return None
-            if labels(provider).get(LABEL_DUAL) != requester["metadata"]["name"]:
-                return None
-            return requester, provider
+        return self.wait(lambda: self.pair(rs), f"ReplicaSet {rs} to be served", timeout)
 
-        return self.wait(pair, f"ReplicaSet {rs} to be served", timeout)
+    def pair(self, rs: str) -> tuple[Obj, Obj] | None:
+        """ReplicaSet ``rs``'s one requester and its provider, if it is served now (see
+        :meth:`served`)."""
+        live = self.requesters(rs)
+        if len(live) != 1 or not is_ready(live[0]):
+            return None
+        requester = live[0]
+        provider = self.provider_of(requester)
+        if provider is None:
+            return None
+        if labels(requester).get(LABEL_DUAL) != provider["metadata"]["name"]:
+            return None
+        if labels(provider).get(LABEL_DUAL) != requester["metadata"]["name"]:
+            return None
+        return requester, provider
 
     def gone(self, rs: str, timeout: float = TIMEOUT) -> None:
         self.wait(lambda: not self.pods(f"app={rs}"), f"the requesters of {rs} to go", timeout)
+
+    def served_anew(self, rs: str, first: Obj, timeout: float = TIMEOUT) -> tuple[Obj, Obj]:
+        """Wait until ReplicaSet ``rs`` is served (:meth:`served`) by a requester other than
+        ``first``: (requester, provider)."""
+
+        def anew() -> tuple[Obj, Obj] | None:
+            pair = self.pair(rs)
+            if pair is None or pair[0]["metadata"]["uid"] == first["metadata"]["uid"]:
+                return None
+            return pair
+
+        return self.wait(anew, f"ReplicaSet {rs} to be served by a new requester", timeout)
+
+    def has_replicaset(self, name: str) -> bool:
+        listed = self.apps.list_namespaced_replica_set(self.namespace)
+        return any(rs.metadata.name == name for rs in listed.items)
+
+    def unbound(self, provider: str, timeout: float = TIMEOUT) -> Obj:
+        """Wait until ``provider`` exists unbound (no binding record, no ``dual`` label,
+        ``sleeping=true``: its instance asleep or gone); the Pod as it is then."""
+
+        def idle() -> Obj | None:
+            pod = self.pod(provider)
+            if pod is None or LABEL_DUAL in labels(pod) or ANN_REQUESTER in annotations(pod):
+                return None
+            return pod if labels(pod).get(LABEL_SLEEPING) == "true" else None
+
+        return self.wait(idle, f"{provider} to be unbound and asleep", timeout)
+
+    def actuations(self) -> list[Obj]:
+        """The actuations every operator of the test recorded, in order."""
+        found = [e for p in self.operators for e in p.events() if e["kind"] == "actuation"]
+        return sorted(found, key=lambda e: float(e["t"]))
 
 
 # --- reading Pods ---------------------------------------------------------------------------------
@@ -458,3 +498,149 @@ def events_about(world: World, name: str) -> list[Obj]:
     )
     found = [world.api.sanitize_for_serialization(e) for e in listed.items]
     return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+
+# --- direct providers, container processes and nodes (the fault cases) ----------------------------
+
+
+def stub_server_patch(model: str, *, port: int = 8005, extra: tuple[str, ...] = ()) -> str:
+    """A server patch whose provider runs the stub engine alone (``fma launcher stub-engine``)
+    on ``port`` with the :data:`STUB` latencies (``extra`` flags win), Ready once the engine
+    answers ``/health``. It removes the requester's ``app`` label, so that the requester's
+    ReplicaSet does not count the provider as one of its own."""
+    container = {
+        "name": "inference-server",
+        "image": IMAGE,
+        "args": [
+            "launcher",
+            "stub-engine",
+            "--model",
+            model,
+            "--port",
+            str(port),
+            *STUB,
+            *extra,
+        ],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": port}, "periodSeconds": 1},
+    }
+    patch = {"metadata": {"labels": {"app": None}}, "spec": {"containers": [container]}}
+    return str(yaml.safe_dump(patch, sort_keys=False))
+
+
+def container_pid(world: World, pod: Obj, container: str = "inference-server") -> int | None:
+    """The pid of ``container``'s main process while the pod runner runs it (its pid file)."""
+    meta = pod["metadata"]
+    run_dir = f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+    pid_file = world.cluster.state_dir / "pods" / run_dir / container / "pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a launcher's forked instances)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def node_deleted(world: World, node: str) -> Iterator[None]:
+    """Delete the Node object ``node`` (as a cloud provider removing a machine would); on
+    leaving, create it again as it was and wait until it is Ready, so that the next test
+    finds the cluster whole."""
+    saved = world.api.sanitize_for_serialization(world.core.read_node(node))
+    world.core.delete_node(node)
+    try:
+        yield
+    finally:
+        meta = saved["metadata"]
+        status = saved.get("status") or {}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node,
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+            },
+            "spec": {k: v for k, v in (saved.get("spec") or {}).items() if k != "taints"},
+            "status": {
+                k: status[k]
+                for k in ("capacity", "allocatable", "addresses", "nodeInfo")
+                if k in status
+            },
+        }
+        wait_until(
+            lambda: world.core.list_node(field_selector=f"metadata.name={node}").items == [],
+            timeout=TIMEOUT,
+            what=f"Node {node} to be gone",
+        )
+        world.core.create_node(body)
+
+        def ready() -> bool:
+            found = world.api.sanitize_for_serialization(world.core.read_node(node))
+            conditions = (found.get("status") or {}).get("conditions") or []
+            taints = (found.get("spec") or {}).get("taints") or []
+            return not taints and any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+            )
+
+        wait_until(ready, timeout=TIMEOUT, what=f"Node {node} to be Ready again")
+
+
+def hold_gpus(world: World, node: str, count: int, name: str = "holder") -> list[str]:
+    """Take ``count`` free GPUs of ``node`` (the lowest, as the pod runner gives them) with a
+    Pod of the project's image that is no requester (no FMA annotation); return them once it
+    holds them (as its SPI reports). A requester pinned to ``node`` then gets exactly the GPUs
+    left, and its replacement waits until its predecessor has freed them: upstream's GPU pin."""
+    world.replicaset(name, node=node, gpus=count)
+
+    def holding() -> list[str] | None:
+        for pod in world.requesters(name):
+            ip = (pod.get("status") or {}).get("podIP")
+            if not ip:
+                continue
+            try:
+                answer = world.http.get(f"http://{ip}:{REQUESTER_SPI_PORT}{SPI_ACCELERATORS_PATH}")
+            except httpx.HTTPError:
+                continue
+            if answer.status_code == 200:
+                return [str(g) for g in answer.json()]
+        return None
+
+    return world.wait(holding, f"{name} to hold {count} GPUs of {node}")
+
+
+LOST_NODE_TIMEOUT = 120.0
+"""How long the Pods of a deleted Node may take to move: Kubernetes' Pod GC deletes the Pods
+of a Node that is gone only after a 40 s quarantine, and looks every 20 s."""
+
+
+@contextlib.contextmanager
+def pair_moved_off_its_node(
+    world: World, rs: str, requester: Obj, provider: Obj
+) -> Iterator[tuple[Obj, Obj]]:
+    """Delete the Node of ReplicaSet ``rs``'s ``requester`` and ``provider``; yield the pair
+    that serves ``rs`` on another node once both Pods of the lost node are gone; restore the
+    Node on leaving (:func:`node_deleted`)."""
+    lost = pod_node(requester)
+    assert lost is not None and pod_node(provider) == lost
+    with node_deleted(world, lost):
+        second, other = world.served_anew(rs, requester, timeout=LOST_NODE_TIMEOUT)
+        assert pod_node(second) != lost and pod_node(other) == pod_node(second)
+        world.wait(
+            lambda: (
+                world.pod(requester["metadata"]["name"]) is None
+                and world.pod(provider["metadata"]["name"]) is None
+            ),
+            "the Pods of the lost node to be gone",
+        )
+        yield second, other
