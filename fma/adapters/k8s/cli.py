@@ -86,6 +86,15 @@ def run(
             "(less than --renew-deadline)."
         ),
     ] = 2.0,
+    takeover_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds this replica waits, once it sees the Lease free, before taking it, "
+            "so that replicas without a delay act first (a standby that steps in only when "
+            "none of them comes).",
+        ),
+    ] = 0.0,
     identity: Annotated[
         str | None, typer.Option(help="This replica's name in the Lease (default: host name).")
     ] = None,
@@ -164,6 +173,7 @@ def run(
         lease_s=lease_duration,
         renew_deadline_s=renew_deadline,
         retry_s=retry_period,
+        takeover_delay_s=takeover_delay,
     )
     if (problem := lease.problem()) is not None:
         raise typer.BadParameter(

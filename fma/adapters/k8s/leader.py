@@ -13,7 +13,11 @@ client-go's algorithm, with its three durations (:class:`LeaseSettings`):
   than ``lease_s``, so the old leader has stopped before any candidate may take over;
 - a leader that stops cleanly first stops acting, then releases the Lease
   (:meth:`LeaseElector.release`), so that a standby takes over at its next try instead of
-  waiting out the lease.
+  waiting out the lease;
+- a candidate with a ``takeover_delay_s`` takes a free Lease (absent, released or run out) only
+  once it has seen it free that long, so that candidates without one win it first: a
+  preferred replica keeps acting across its own restarts, a deferring one steps in only when
+  none comes.
 
 The Kubernetes client is synchronous; its calls run in a thread.
 """
@@ -44,6 +48,8 @@ class LeaseSettings:
     """How long the leader keeps trying to renew before it gives up."""
     retry_s: float = 2.0
     """How often a candidate tries to acquire, and the leader to renew."""
+    takeover_delay_s: float = 0.0
+    """How long a candidate waits, once it sees the Lease free, before it takes it."""
 
     def problem(self) -> str | None:
         """What is wrong with these durations (client-go's rule), or None."""
@@ -53,6 +59,8 @@ class LeaseSettings:
             return "the renew deadline must be less than the lease duration"
         if self.lease_s < 1:
             return "the lease duration must be at least 1 s (the Lease holds whole seconds)"
+        if self.takeover_delay_s < 0:
+            return "the take-over delay must not be negative"
         return None
 
 
@@ -82,6 +90,8 @@ class LeaseElector:
         self._seen: tuple[str, str] | None = None
         """(holder, renewTime) of the record as last seen, and when (below)."""
         self._seen_at = 0.0
+        self._free_since: float | None = None
+        """When this candidate first saw the Lease free (its holder gone or run out)."""
         self.leading = False
 
     async def acquire(self, stop: asyncio.Event | None = None) -> bool:
@@ -162,6 +172,8 @@ class LeaseElector:
         lease = self._read()
         now = _now()
         if lease is None:
+            if not self._waited_for_takeover():
+                return False
             body = client.V1Lease(
                 metadata=client.V1ObjectMeta(name=self.settings.name, namespace=self._namespace),
                 spec=self._spec(now, transitions=0, acquired=now),
@@ -183,6 +195,9 @@ class LeaseElector:
         duration_s = spec.lease_duration_seconds or self.settings.lease_s
         expired = self._monotonic() - self._seen_at > duration_s
         if holder and holder != self.identity and not expired:
+            self._free_since = None
+            return False
+        if holder != self.identity and not self._waited_for_takeover():
             return False
         transitions = (spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
         acquired = spec.acquire_time if holder == self.identity else now
@@ -194,6 +209,15 @@ class LeaseElector:
                 return False  # changed since read: someone else renewed or took it
             raise
         return True
+
+    def _waited_for_takeover(self) -> bool:
+        """Whether the free Lease has been seen free for the take-over delay."""
+        if self.settings.takeover_delay_s <= 0:
+            return True
+        now_s = self._monotonic()
+        if self._free_since is None:
+            self._free_since = now_s
+        return now_s - self._free_since >= self.settings.takeover_delay_s
 
     def _renew(self) -> bool:
         lease = self._read()
