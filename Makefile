@@ -8,7 +8,8 @@ FMA_CACHE ?= $(HOME)/.cache/fma
 export FMA_CACHE
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 OUT ?= out
-CHART_CRDS := inferenceserverconfigs.yaml launcherconfigs.yaml launcherpopulationpolicies.yaml
+CHART_CRDS := inferenceserverconfigs.yaml launcherconfigs.yaml launcherpopulationpolicies.yaml \
+	modelservices.yaml
 
 .PHONY: install demo demo-cluster test lint types imports unit property integration e2e soak crds \
 	chart-snapshots clean
@@ -52,8 +53,11 @@ types: install
 imports: install
 	$(BIN)/lint-imports
 
+## The chart's unit tests render it with the control plane's helm: built first (a no-op once
+## cached), and required, so that they never skip.
 unit: install
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/fma testcluster build
+	FMA_REQUIRE_HELM=1 $(BIN)/pytest -q tests/unit
 
 ## The property tier of `make test`: the derandomized ci profile (with the mutation canaries),
 ## then a short random search under a fresh seed, printed in the header for replay.

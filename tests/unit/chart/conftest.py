@@ -1,7 +1,8 @@
 """Rendering the chart with the helm the test control plane is built with.
 
-``helm`` is one of the binaries ``fma testcluster build`` makes (``make integration`` builds
-them); without it these tests are skipped, saying so.
+``helm`` is one of the binaries ``fma testcluster build`` makes (``make unit`` builds them
+first). Without it these tests are skipped, saying so, unless ``FMA_REQUIRE_HELM=1`` (as
+``make unit`` sets): then a missing helm fails them, so that they cannot pass by skipping.
 """
 
 import os
@@ -27,7 +28,10 @@ Render = Callable[..., list[dict[str, Any]]]
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     binary = testbin_dir() / "helm"
     if not binary.is_file():
-        pytest.skip(f"no helm at {binary}: `fma testcluster build` makes it")
+        why = f"no helm at {binary}: `fma testcluster build` makes it"
+        if os.environ.get("FMA_REQUIRE_HELM") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
     home = tmp_path_factory.mktemp("helm-home")
     env = {
         **os.environ,

@@ -23,13 +23,13 @@ def test_the_chart_lints_clean(helm: Helm) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_crds_are_fmas_three_as_fma_crds_makes_them() -> None:
+def test_the_crds_are_fmas_and_the_modelservice_as_fma_crds_makes_them() -> None:
     expected = {
         f"{info.plural}.yaml": yaml.safe_dump(crd_manifest(info), sort_keys=False)
         for info in KINDS
-        if info.group == GROUP
     }
-    assert len(expected) == 3
+    assert {info.group for info in KINDS} == {GROUP, "llm-d.ai"}
+    assert "modelservices.yaml" in expected
     found = {path.name: path.read_text() for path in (CHART / "crds").glob("*.yaml")}
     assert found == expected, "charts/fma/crds differs from `fma crds`: run `make crds`"
 
@@ -77,7 +77,8 @@ def test_the_operator_deployment(render: Render) -> None:
     assert ports == {"health": 8081, "metrics": 8002}
     assert "--health-port=8081" in container["args"]
     assert "--metrics-port=8002" in container["args"]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    # A standby is ready (a rolling update's new replica must be, before the old one goes).
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
@@ -92,6 +93,11 @@ def test_toggles_turn_their_objects_off(render: Render) -> None:
             "admissionPolicies": {"enabled": False},
             "launcher": {"serviceAccount": {"create": False, "name": "fma-launcher"}},
             "controller": {"leaderElection": {"enabled": False, "leaseName": "x"}},
+            "launcherPopulator": {
+                "enabled": False,
+                "replicaCount": 1,
+                "takeoverDelaySeconds": 10,
+            },
         }
     )
     kinds = {o["kind"] for o in objects}

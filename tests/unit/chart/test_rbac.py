@@ -146,11 +146,11 @@ def test_the_endpoint_pickers_cluster_role_may_be_bound_and_no_other(render: Ren
             "verbs": ["bind"],
         }
     ]
-    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
-    assert (
-        "--epp-cluster-role=epp-reader"
-        in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert len(deployments) == 2
+    for deployment in deployments:
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--epp-cluster-role=epp-reader" in args
 
 
 def test_the_launcher_is_granted_exactly_the_gpu_map(render: Render) -> None:

@@ -21,6 +21,30 @@ CASES: dict[str, dict[str, Any]] = {
         "admissionPolicies": {"enabled": False},
         "launcher": {"serviceAccount": {"create": False, "name": "fma-launcher"}},
         "controller": {"leaderElection": {"enabled": False, "leaseName": "fma-controller"}},
+        "launcherPopulator": {
+            "enabled": False,
+            "replicaCount": 1,
+            "takeoverDelaySeconds": 10,
+        },
+    },
+    "upstream": {  # what upstream's own end-to-end scripts and the benchmark set
+        "global": {
+            "imageRegistry": "ghcr.io/llm-d-fma",
+            "imageTag": "dev",
+            "nodeViewClusterRole": "node-viewer",
+            "local": True,
+        },
+        "dualPodsController": {"enabled": True, "sleeperLimit": 1, "debugAcceleratorMemory": False},
+        "launcherPopulator": {
+            "enabled": True,
+            "pullPolicy": "IfNotPresent",
+            "replicaCount": 1,
+            "resources": {
+                "limits": {"cpu": 2, "memory": "2Gi"},
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+            },
+            "takeoverDelaySeconds": 10,
+        },
     },
     "everything": {
         "image": {"repository": "registry.example.com/llm-d-fma/fma", "tag": "dev"},
