@@ -91,7 +91,13 @@ def test_global_image_values_choose_registry_tag_and_pulls(render: Render) -> No
     default = container(render(), CONTROLLER)["image"]
     assert default == f"{FMA_IMAGE}:{fma.__version__}"
     objects = render(
-        {"global": {"imageRegistry": "my-registry.example/mirror/", "imageTag": "v9", "local": True}}
+        {
+            "global": {
+                "imageRegistry": "my-registry.example/mirror/",
+                "imageTag": "v9",
+                "local": True,
+            }
+        }
     )
     for name in (CONTROLLER, POPULATOR):
         found = container(objects, name)
