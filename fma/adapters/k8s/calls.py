@@ -195,7 +195,9 @@ class Calls:
     """The operator's calls. One connection pool for requesters and engines, another for the
     launchers (a launcher client per call over it: a transport of its own per call would cost
     a TLS context, milliseconds, on every instance's creation). ``wall_clock`` gives the
-    logged start times; ``transport`` replaces the network (tests)."""
+    logged start times; ``transport`` replaces the network (tests); ``listener`` hears of
+    every call that ended: ``(purpose, method, status, seconds, requester name)``, ``status``
+    0 when no answer came (the metrics)."""
 
     def __init__(
         self,
@@ -203,8 +205,10 @@ class Calls:
         timeouts: CallTimeouts = CallTimeouts(),
         transport: httpx.AsyncBaseTransport | None = None,
         wall_clock: Callable[[], float] = time.time,
+        listener: Callable[[str, str, int, float, str], None] | None = None,
     ) -> None:
         self.timeouts = timeouts
+        self._listener = listener
         self._transport = transport
         self._wall_clock = wall_clock
         self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
@@ -449,6 +453,7 @@ class Calls:
         status: int,
         err: str,
     ) -> None:
+        seconds = time.perf_counter() - started_s
         log.info(
             "HTTP call done %s",
             log_fields(
@@ -457,8 +462,10 @@ class Calls:
                 method=method,
                 url=url,
                 httpCallStartTime=rfc3339_nano(started_wall_s),
-                latencySecs=f"{time.perf_counter() - started_s:.6f}",
+                latencySecs=f"{seconds:.6f}",
                 statusCode=status,
                 err=err,
             ),
         )
+        if self._listener is not None:
+            self._listener(purpose.value, method, status, seconds, requester_name)

@@ -366,8 +366,12 @@ class K8sExecutor:
         failure_hold_s: float = FAILURE_HOLD_S_DEFAULT,
         core_api: client.CoreV1Api | None = None,
         custom_api: client.CustomObjectsApi | None = None,
+        on_launcher_create: Callable[[str, float, bool], None] | None = None,
     ) -> None:
+        """``on_launcher_create`` hears of each launcher Pod's create call: (LauncherConfig,
+        seconds, whether it succeeded)."""
         self.api = api
+        self.on_launcher_create = on_launcher_create
         self.namespace = namespace
         self.store = store
         self.engines = engines
@@ -949,7 +953,13 @@ class K8sExecutor:
             await self._tell(tell, REASON_RENDER_FAILED, f"no launcher Pod can be made: {message}")
             return OutcomeKind.INVALID, message
         started_wall_s, started_s = self.clock(), time.perf_counter()
-        created = await self._create_pod(body, "create the launcher Pod", tell)
+        created: Obj | None = None
+        try:
+            created = await self._create_pod(body, "create the launcher Pod", tell)
+        finally:
+            if self.on_launcher_create is not None:
+                seconds = time.perf_counter() - started_s
+                self.on_launcher_create(action.launcher_config, seconds, created is not None)
         name = name_of(created)
         fields = log_fields(
             pod=name,

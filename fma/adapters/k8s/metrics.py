@@ -6,11 +6,13 @@ table of every metric and its labels is in ``docs/chart.md``. Paths are FMA's fo
 ``warm``, ``cold_launcher``, ``cold``).
 
 Gauges are computed from the operator's informer cache when scraped, so they cost nothing
-between scrapes. Histograms and counters are fed by two hooks: the event trace's records
-(:meth:`OperatorMetrics.record`, a listener of :class:`~fma.adapters.k8s.trace.OperatorTrace`)
-and each finished reconcile (:meth:`OperatorMetrics.reconciled`). Everything runs on the
-operator's event loop, the scrape included, so the cache is read between changes, never
-during one.
+between scrapes. Histograms and counters are fed by hooks: the event trace's records
+(:meth:`OperatorMetrics.record`, a listener of :class:`~fma.adapters.k8s.trace.OperatorTrace`),
+each finished reconcile (:meth:`OperatorMetrics.reconciled`), each HTTP call to a requester,
+engine or launcher (:meth:`OperatorMetrics.http_call`, a listener of
+:class:`~fma.adapters.k8s.calls.Calls`) and each launcher Pod's creation
+(:meth:`OperatorMetrics.launcher_created`). Everything runs on the operator's event loop, the
+scrape included, so the cache is read between changes, never during one.
 """
 
 from collections import Counter as Tally
@@ -43,6 +45,7 @@ from fma.api.constants import (
 )
 from fma.control.queue import WorkQueue
 from fma.core.outcomes import FollowUp
+from fma.core.reasons import RECLAIMED
 
 ACTUATION_BUCKETS_S: Final = (
     0.1,
@@ -66,7 +69,27 @@ ACTUATION_BUCKETS_S: Final = (
 """Upstream's buckets (1 s … 1920 s) with finer ones below a second, where hot paths land."""
 RECONCILE_BUCKETS_S: Final = tuple(4.0**k / 64 for k in range(7))
 """Upstream's work-queue buckets: 1/64 s times 4^k, seven of them (15.6 ms … 64 s)."""
+HTTP_BUCKETS_S: Final = (
+    0.001,
+    0.003,
+    0.01,
+    0.03,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+    30.0,
+    90.0,
+    270.0,
+    810.0,
+)
+"""Upstream's range for HTTP calls, 1 ms … 810 s."""
+LAUNCHER_CREATE_BUCKETS_S: Final = (0.001, 0.01, 0.1, 1.0, 2.0, 3.0, 4.0, 5.0)
+"""Upstream's buckets for a launcher Pod's create call."""
 QUEUE_NAME: Final = "nodes"
+FOLLOWED_MAX: Final = 4096
+"""Providers and requesters whose reclaimed instances are followed at once (oldest forgotten)."""
 
 
 def reconcile_result(follow: FollowUp) -> str:
@@ -95,11 +118,30 @@ class OperatorMetrics:
         self.registry = CollectorRegistry()
         self._actuation = Histogram(
             "fma_actuation_seconds",
-            "Seconds from a requester's container start to its first ready relay, by path.",
-            ["exported_namespace", "path", "isc_name"],
+            "Seconds from a requester's container start to its first ready relay, by path "
+            "and the number of sleeping instances deleted to make room for it.",
+            ["exported_namespace", "path", "instancesDeleted", "isc_name"],
             buckets=ACTUATION_BUCKETS_S,
             registry=self.registry,
         )
+        self._http = Histogram(
+            "fma_http_latency_seconds",
+            "Seconds of the operator's HTTP calls to requesters, engines and launchers.",
+            ["purpose", "method", "exported_namespace", "isc_name", "status_code"],
+            buckets=HTTP_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._launcher_create = Histogram(
+            "fma_launcher_create_seconds",
+            "Seconds of the API call that creates a launcher Pod.",
+            ["exported_namespace", "lcfg_name", "success"],
+            buckets=LAUNCHER_CREATE_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._reclaimed: dict[str, int] = {}
+        """Provider -> sleeping instances reclaimed on it since its last binding."""
+        self._reclaimed_for: dict[str, int] = {}
+        """Requester UID -> instances reclaimed for its actuation, until it is recorded."""
         self._reconcile = Histogram(
             "fma_reconcile_duration_seconds",
             "Seconds one key's gather, decide and apply took, by result.",
@@ -137,14 +179,48 @@ class OperatorMetrics:
 
     def record(self, kind: str, fields: Mapping[str, Any]) -> None:
         """One record of the event trace (``docs/events.md``): ``actuation`` and
-        ``k8s_event`` feed a histogram and a counter; other kinds are not metered."""
+        ``k8s_event`` feed a histogram and a counter. The instances reclaimed on a launcher
+        (``instance_deleted`` for :data:`~fma.core.reasons.RECLAIMED`, which comes before
+        the binding it makes room for) are counted to the requester next bound to it
+        (``bind``), and labelled on its actuation (``instancesDeleted``)."""
         if kind == "actuation":
+            requester = str(fields.get("requester") or "")
+            deleted = self._reclaimed_for.pop(requester, 0)
             self._actuation.labels(
-                self.namespace, str(fields.get("path") or ""), str(fields.get("isc") or "")
+                self.namespace,
+                str(fields.get("path") or ""),
+                str(deleted),
+                str(fields.get("isc") or ""),
             ).observe(float(fields.get("latency_s") or 0.0))
         elif kind == "k8s_event":
             kind_of_event = "Warning" if fields.get("warning") else "Normal"
             self._events.labels(str(fields.get("reason") or ""), kind_of_event).inc()
+        elif kind == "instance_deleted" and fields.get("reason") == RECLAIMED:
+            provider = str(fields.get("provider") or "")
+            _bounded_put(self._reclaimed, provider, self._reclaimed.pop(provider, 0) + 1)
+        elif kind == "bind" and fields.get("requester"):
+            reclaimed = self._reclaimed.pop(str(fields.get("provider") or ""), 0)
+            _bounded_put(self._reclaimed_for, str(fields["requester"]), reclaimed)
+
+    def http_call(
+        self, purpose: str, method: str, status: int, seconds: float, requester_name: str
+    ) -> None:
+        """One HTTP call ended (``status`` 0: no answer). Its ``isc_name`` is the
+        InferenceServerConfig of the requester it was made for, where there is one."""
+        isc = ""
+        if requester_name and self._state.store is not None:
+            pod = self._state.store.get(Kind.POD, requester_name)
+            if pod is not None:
+                isc = annotations_of(pod).get(ANN_INFERENCE_SERVER_CONFIG, "")
+        self._http.labels(purpose, method, self.namespace, isc, str(status)).observe(
+            max(0.0, seconds)
+        )
+
+    def launcher_created(self, launcher_config: str, seconds: float, success: bool) -> None:
+        """The API call creating a launcher Pod of ``launcher_config`` ended."""
+        self._launcher_create.labels(
+            self.namespace, launcher_config, "true" if success else "false"
+        ).observe(max(0.0, seconds))
 
     def reconciled(self, follow: FollowUp, seconds: float, waits_s: Iterable[float]) -> None:
         """A processed key: how it ended, how long it took, and the queue waits since the
@@ -283,6 +359,14 @@ def _cache_metrics(store: ObjectStore, namespace: str) -> Iterator[Metric]:
         dict(launchers),
     )
     yield duality
+
+
+def _bounded_put(book: dict[str, int], key: str, value: int) -> None:
+    """Set ``book[key]`` as its newest entry, forgetting the oldest beyond FOLLOWED_MAX."""
+    book.pop(key, None)
+    book[key] = value
+    while len(book) > FOLLOWED_MAX:
+        book.pop(next(iter(book)))
 
 
 def _gauge(

@@ -141,7 +141,7 @@ class Operator:
         self.reports = ReportBook()
         self.gpus = GpuBook()
         self.relays = Relays()
-        self.calls = Calls()
+        self.calls = Calls(listener=self.metrics.http_call)
         self.reader = K8sReader(
             self.store,
             self.engines,
@@ -161,6 +161,7 @@ class Operator:
             trace=self.trace,
             clock=self.clock,
             proxy_all=options.proxy_all,
+            on_launcher_create=self.metrics.launcher_created,
         )
         self.launchers = LauncherWatches(
             reports=self.reports,

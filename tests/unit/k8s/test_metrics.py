@@ -6,16 +6,19 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from fma.adapters.k8s.calls import CallError, Calls
 from fma.adapters.k8s.metrics import OperatorMetrics
 from fma.adapters.k8s.operator import Operator, OperatorOptions, serve_http
 from fma.adapters.k8s.store import Kind, ObjectStore
 from fma.control.queue import WorkQueue
 from fma.core.outcomes import FollowUp
+from fma.core.reasons import OBSOLETE, RECLAIMED
 from tests.unit.k8s.conftest import NS, isc_obj, launcher_pod, requester_pod
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -52,12 +55,13 @@ def test_an_actuation_is_observed_per_path_and_isc(metrics: OperatorMetrics) -> 
     metrics.record("actuation", {"path": "hot", "latency_s": 2.5, "isc": "isc-a", "model": "m"})
     metrics.record("actuation", {"path": "cold_launcher", "latency_s": 20.0, "isc": "isc-b"})
     found = samples(metrics)
-    hot = {"exported_namespace": NS, "path": "hot", "isc_name": "isc-a"}
+    hot = {"exported_namespace": NS, "path": "hot", "isc_name": "isc-a", "instancesDeleted": "0"}
     assert value(found, "fma_actuation_seconds_count", **hot) == 2
     assert value(found, "fma_actuation_seconds_sum", **hot) == pytest.approx(2.9)
     assert value(found, "fma_actuation_seconds_bucket", **hot, le="0.5") == 1
     assert value(found, "fma_actuation_seconds_bucket", **hot, le="3.0") == 2
     cold = {"exported_namespace": NS, "path": "cold_launcher", "isc_name": "isc-b"}
+    cold |= {"instancesDeleted": "0"}
     assert value(found, "fma_actuation_seconds_bucket", **cold, le="15.0") == 0
     assert value(found, "fma_actuation_seconds_bucket", **cold, le="30.0") == 1
 
@@ -68,6 +72,66 @@ def test_events_are_counted_by_reason_and_type(metrics: OperatorMetrics) -> None
     found = samples(metrics)
     assert value(found, "fma_k8s_events_total", reason="Bound", type="Normal") == 2
     assert value(found, "fma_k8s_events_total", reason="LauncherStuck", type="Warning") == 1
+
+
+def test_an_actuation_counts_the_sleepers_reclaimed_to_make_room_for_it(
+    metrics: OperatorMetrics,
+) -> None:
+    for victim in ("i1", "i2"):  # a plan deletes the victims, then binds the launcher
+        metrics.record(
+            "instance_deleted", {"provider": "l1", "instance": victim, "reason": RECLAIMED}
+        )
+    metrics.record("instance_deleted", {"provider": "l1", "instance": "i3", "reason": OBSOLETE})
+    metrics.record("instance_deleted", {"provider": "l2", "instance": "i4", "reason": RECLAIMED})
+    metrics.record("bind", {"provider": "l1", "requester": "r1", "path": "warm"})
+    metrics.record("bind", {"provider": "l3", "requester": "r2", "path": "hot"})
+    metrics.record("actuation", {"requester": "r1", "path": "warm", "latency_s": 1, "isc": "a"})
+    metrics.record("actuation", {"requester": "r2", "path": "hot", "latency_s": 1, "isc": "a"})
+    metrics.record("bind", {"provider": "l1", "requester": "r3", "path": "hot"})  # counted once
+    metrics.record("actuation", {"requester": "r3", "path": "hot", "latency_s": 1, "isc": "a"})
+    counts = named(samples(metrics), "fma_actuation_seconds_count")
+    by = {
+        dict(labels)["path"] + "/" + dict(labels)["instancesDeleted"]: n
+        for labels, n in counts.items()
+    }
+    assert by == {"warm/2": 1, "hot/0": 2}
+
+
+def test_http_calls_are_observed_by_purpose_method_status_and_requesters_isc() -> None:
+    metrics = OperatorMetrics(NS, runtime=False)
+    store = ObjectStore()
+    store.put(Kind.POD, requester_pod("req-a", isc="isc-a"))
+    metrics.follow(store, WorkQueue(Scheduler(), lambda _key: None))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/wake_up":
+            return httpx.Response(200)
+        raise httpx.ConnectError("refused", request=request)
+
+    async def call() -> None:
+        calls = Calls(transport=httpx.MockTransport(answer), listener=metrics.http_call)
+        await calls.wake("10.0.0.9", 8005, "req-a")
+        with pytest.raises(CallError):
+            await calls.sleep("10.0.0.9", 8005, "gone-requester")
+        await calls.aclose()
+
+    asyncio.run(call())
+    found = samples(metrics)
+    wake = {"purpose": "wake", "method": "POST", "exported_namespace": NS, "isc_name": "isc-a"}
+    assert value(found, "fma_http_latency_seconds_count", **wake, status_code="200") == 1
+    sleep = {"purpose": "sleep", "method": "POST", "exported_namespace": NS, "isc_name": ""}
+    assert value(found, "fma_http_latency_seconds_count", **sleep, status_code="0") == 1
+
+
+def test_a_launcher_pods_create_call_is_observed_by_success(metrics: OperatorMetrics) -> None:
+    metrics.launcher_created("lc-a", 0.05, True)
+    metrics.launcher_created("lc-a", 2.5, False)
+    found = samples(metrics)
+    ok = {"exported_namespace": NS, "lcfg_name": "lc-a", "success": "true"}
+    failed = {"exported_namespace": NS, "lcfg_name": "lc-a", "success": "false"}
+    assert value(found, "fma_launcher_create_seconds_bucket", **ok, le="0.1") == 1
+    assert value(found, "fma_launcher_create_seconds_bucket", **failed, le="2.0") == 0
+    assert value(found, "fma_launcher_create_seconds_bucket", **failed, le="3.0") == 1
 
 
 def test_other_trace_records_are_not_metered(metrics: OperatorMetrics) -> None:
@@ -187,8 +251,8 @@ def test_metrics_are_served_as_prometheus_text(metrics: OperatorMetrics) -> None
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     assert (
-        'fma_actuation_seconds_count{exported_namespace="team-a",isc_name="i",path="warm"} 1.0'
-        in (answer.text)
+        'fma_actuation_seconds_count{exported_namespace="team-a",instancesDeleted="0",'
+        'isc_name="i",path="warm"} 1.0' in (answer.text)
     )
 
 
@@ -198,7 +262,7 @@ def test_the_operator_meters_its_trace_and_cache() -> None:
     operator.trace.record("actuation", path="hot", latency_s=0.3, isc="opt", requester="u")
     operator.store.put(Kind.ISC, isc_obj("opt"))
     found = samples(metrics)
-    labels = {"exported_namespace": NS, "path": "hot", "isc_name": "opt"}
+    labels = {"exported_namespace": NS, "path": "hot", "isc_name": "opt", "instancesDeleted": "0"}
     assert value(found, "fma_actuation_seconds_count", **labels) == 1
     assert value(found, "fma_isc_count", launcher_config_name="lc-small") == 1
 
