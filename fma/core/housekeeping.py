@@ -41,7 +41,7 @@ def plan_housekeeping(
     for provider in snapshot.providers:
         if provider.deleting or provider.name in claimed:
             continue
-        if _tidy(provider, iscs):
+        if _TIDY.get(provider) is iscs:
             continue  # seen before, with the same configuration, and nothing to do
         before = len(actions)
         serving = provider.bound_instance_id if provider.bound else None
@@ -61,7 +61,7 @@ def plan_housekeeping(
             elif inst.state is AWAKE and (not provider.bound or provider.kind is LAUNCHER):
                 actions += retire(provider, inst, snapshot, now_s=now_s, policy=policy).actions
         if len(actions) == before:
-            _remember_tidy(provider, iscs)
+            _TIDY.put(provider, iscs)
     return Plan(tuple(actions)) if actions else NOTHING
 
 
@@ -71,11 +71,3 @@ What housekeeping decides for a provider depends on the provider and the ISCs al
 decides nothing (an action depends on more, and is never remembered), and both are frozen
 values an adapter hands out again until they change: a provider of sleepers is not judged anew
 on every pass."""
-
-
-def _tidy(provider: Provider, iscs: Mapping[str, IscSpec]) -> bool:
-    return _TIDY.get(provider) is iscs
-
-
-def _remember_tidy(provider: Provider, iscs: Mapping[str, IscSpec]) -> None:
-    _TIDY.put(provider, iscs)

@@ -107,11 +107,11 @@ def _plan_one(
             continue
         if p.name in released:
             freed += 1
-        elif p.bound or p.name in claimed:
+        elif p.bound_requester_uid is not None or p.name in claimed:
             bound += 1
         elif p.template_hash != lc.template_hash:
             stale.append(p)
-        elif launchers.stuck(p, now_s=now_s, policy=policy):
+        elif not p.ready and launchers.stuck(p, now_s=now_s, policy=policy):
             stuck.append(p)
         else:
             current.append(p)

@@ -168,10 +168,24 @@ class Tally:
     )
 
     def __init__(self, node: Node, policy: Policy) -> None:
-        self._host_limit = node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction)
-        self._per_gpu_max = policy.sleeping_bytes_per_gpu_max
-        self._residue = policy.sleeper_gpu_residue_bytes
-        self._memory = {g.uuid: g.memory_bytes for g in node.gpus}
+        self._empty(
+            node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction),
+            policy.sleeping_bytes_per_gpu_max,
+            policy.sleeper_gpu_residue_bytes,
+            {g.uuid: g.memory_bytes for g in node.gpus},
+        )
+
+    def _empty(
+        self,
+        host_limit: float,
+        per_gpu_max: int | None,
+        residue: int,
+        memory: dict[str, int],
+    ) -> None:
+        self._host_limit = host_limit
+        self._per_gpu_max = per_gpu_max
+        self._residue = residue
+        self._memory = memory
         self._host = 0
         self._held: dict[str, int] = {}
         self._residues: dict[str, int] = {}
@@ -211,11 +225,14 @@ class Tally:
         return tally
 
     def copy(self) -> "Tally":
-        other = Tally.__new__(Tally)
-        for name in ("_host_limit", "_per_gpu_max", "_residue", "_memory", "_host"):
-            setattr(other, name, getattr(self, name))
-        for name in ("_held", "_residues", "_claims", "_sleeping", "_awake"):
-            setattr(other, name, dict(getattr(self, name)))
+        other = _TallyCopy()
+        other._empty(self._host_limit, self._per_gpu_max, self._residue, self._memory)
+        other._host = self._host
+        other._held = dict(self._held)
+        other._residues = dict(self._residues)
+        other._claims = dict(self._claims)
+        other._sleeping = dict(self._sleeping)
+        other._awake = dict(self._awake)
         return other
 
     def _count(self, counts: dict[str, int], inst: Instance, by: int) -> None:
@@ -266,12 +283,24 @@ class Tally:
         per_gpu_max = self._per_gpu_max
         if per_gpu_max is not None and any(b > per_gpu_max for b in self._held.values()):
             return True
-        memory, residue, residues = self._memory, self._residue, self._residues
-        for uuid in self._claims.keys() | residues.keys():
-            used = self._claims.get(uuid, 0) + residues.get(uuid, 0) * residue
-            if used > memory.get(uuid, 0):
+        memory, residue = self._memory, self._residue
+        residues, claims = self._residues, self._claims
+        for uuid, claim in claims.items():
+            if claim + residues.get(uuid, 0) * residue > memory.get(uuid, 0):
+                return True
+        for uuid, count in residues.items():
+            if uuid not in claims and count * residue > memory.get(uuid, 0):
                 return True
         return False
+
+
+class _TallyCopy(Tally):
+    """A :class:`Tally` made by :meth:`Tally.copy`, which fills it in."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        pass
 
 
 def victims_to_fit(

@@ -7,7 +7,7 @@ Pods behind it (no head-of-line blocking). It goes back to the active queue when
 happens that could make it fit — GPUs freed by a deleted Pod, a node ready, uncordoned or back
 — but not before its back-off is over (1 s after the first failed attempt, doubling to 10 s:
 ``podInitialBackoffSeconds`` and ``podMaxBackoffSeconds``), and after 5 minutes in any case
-(``podMaxInUnschedulablePodsDuration``).
+(``podMaxInUnschedulablePodsDuration``, looked at every 30 s).
 
 **Node.** Among schedulable, ready nodes with enough free ``nvidia.com/gpu``, the one with the
 most free GPUs (NodeResourcesFit's LeastAllocated), the earliest among equals
@@ -42,6 +42,8 @@ BACKOFF_MAX_S = 10.0
 """kube-scheduler's ``podMaxBackoffSeconds``."""
 UNSCHEDULABLE_MAX_S = 300.0
 """kube-scheduler's ``podMaxInUnschedulablePodsDuration``: retried after this anyway."""
+FLUSH_S = 30.0
+"""How often kube-scheduler looks for Pods set aside too long."""
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class _Waiting:
     backoff_until_s: float = 0.0
     moves: int = field(default=0)
     """Bumped whenever it changes queue: a scheduled move made before is then stale."""
+    set_aside_s: float = 0.0
 
 
 Bind = Callable[[SimRequester, SimNode, tuple[str, ...]], None]
@@ -85,6 +88,7 @@ class KubeScheduler:
         string hashing)."""
         self._seq = 0
         self._busy = False
+        self._flushing = False
         self._rngs: dict[str, random.Random] = {}
 
     # --- the queue -------------------------------------------------------------------------------
@@ -141,29 +145,48 @@ class KubeScheduler:
         backoff_s = min(BACKOFF_INITIAL_S * 2.0 ** min(waiting.attempts - 1, 62), BACKOFF_MAX_S)
         waiting.backoff_until_s = float(self.env.now) + backoff_s
         waiting.moves += 1
+        waiting.set_aside_s = float(self.env.now)
         self._unschedulable[uid] = None
-        call_later(self.env, UNSCHEDULABLE_MAX_S, partial(self._move_if, uid, waiting.moves))
+        if not self._flushing:
+            self._flushing = True
+            call_later(self.env, FLUSH_S, self._flush)
 
-    def _move_if(self, uid: str, moves: int) -> None:
-        waiting = self._waiting.get(uid)
-        if waiting is not None and waiting.moves == moves and uid in self._unschedulable:
-            self._activate(uid)
+    def _flush(self) -> None:
+        """kube-scheduler's periodic look at the set-aside Pods: those set aside for
+        ``UNSCHEDULABLE_MAX_S`` are tried again whatever happened meanwhile."""
+        now_s = float(self.env.now)
+        for uid in list(self._unschedulable):
+            if self._waiting[uid].set_aside_s + UNSCHEDULABLE_MAX_S <= now_s:
+                self._move(uid, now_s)
+        self._flushing = bool(self._unschedulable)
+        if self._flushing:
+            call_later(self.env, FLUSH_S, self._flush)
 
     def cluster_changed(self) -> None:
         """Something happened that could make a set-aside Pod fit (GPUs freed, a node back):
         each goes back to the active queue once its back-off is over."""
         now_s = float(self.env.now)
-        for uid in sorted(self._unschedulable, key=lambda u: self._waiting[u].requester.created_s):
-            waiting = self._waiting[uid]
-            if waiting.backoff_until_s <= now_s:
-                self._activate(uid)
-            else:
-                waiting.moves += 1
-                call_later(
-                    self.env,
-                    waiting.backoff_until_s - now_s,
-                    partial(self._move_if, uid, waiting.moves),
-                )
+        for uid in list(self._unschedulable):
+            self._move(uid, now_s)
+
+    def _move(self, uid: str, now_s: float) -> None:
+        """A set-aside Pod to the active queue, or to wait out its back-off first."""
+        waiting = self._waiting[uid]
+        del self._unschedulable[uid]
+        if waiting.backoff_until_s <= now_s:
+            self._activate(uid)
+        else:
+            waiting.moves += 1
+            call_later(
+                self.env,
+                waiting.backoff_until_s - now_s,
+                partial(self._backed_off, uid, waiting.moves),
+            )
+
+    def _backed_off(self, uid: str, moves: int) -> None:
+        waiting = self._waiting.get(uid)
+        if waiting is not None and waiting.moves == moves:
+            self._activate(uid)
 
     # --- nodes and GPUs --------------------------------------------------------------------------
 
