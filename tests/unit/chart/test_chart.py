@@ -25,8 +25,7 @@ def test_the_chart_lints_clean(helm: Helm) -> None:
 
 def test_the_crds_are_fmas_and_the_modelservice_as_fma_crds_makes_them() -> None:
     expected = {
-        f"{info.plural}.yaml": yaml.safe_dump(crd_manifest(info), sort_keys=False)
-        for info in KINDS
+        f"{info.plural}.yaml": yaml.safe_dump(crd_manifest(info), sort_keys=False) for info in KINDS
     }
     assert {info.group for info in KINDS} == {GROUP, "llm-d.ai"}
     assert "modelservices.yaml" in expected
