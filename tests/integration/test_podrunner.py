@@ -536,3 +536,44 @@ def test_a_reused_pod_ip_is_reached_at_once(
     wait_until(
         lambda: _answers(http, f"http://{ip}:8080/health"), timeout=8, what="second to answer"
     )
+
+
+def _connects_from(netns: str, ip: str, port: int) -> bool:
+    """Whether a process in network namespace ``netns`` connects to ``ip:port`` within 1 s."""
+    code = f"import socket; socket.create_connection(({ip!r}, {port}), timeout=1).close()"
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, "python3", "-I", "-c", code],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def test_a_reused_pod_ip_is_reached_at_once_from_other_pods(
+    cluster: LocalCluster, api: Any, namespace: str
+) -> None:
+    core = client.CoreV1Api(api)
+    probe = _http_probe("/health", 8080)
+    node = cluster.nodes[-1]
+    core.create_namespaced_pod(
+        namespace, _pod("caller", _requester(readinessProbe=probe), nodeName=cluster.nodes[0])
+    )
+    core.create_namespaced_pod(
+        namespace, _pod("first", _requester(readinessProbe=probe), nodeName=node)
+    )
+    caller = _wait_pod(core, namespace, "caller", _ready, "Ready")
+    first = _wait_pod(core, namespace, "first", _ready, "Ready")
+    ip = first.status.pod_ip
+    (space,) = [ns for ns in _netns() if ns.endswith(caller.metadata.uid)]
+    assert _connects_from(space, ip, 8080)  # the caller's namespace now knows first's MAC
+    core.delete_namespaced_pod("first", namespace)
+    wait_until(lambda: _gone(core, namespace, "first"), timeout=TIMEOUT, what="first gone")
+
+    core.create_namespaced_pod(namespace, _pod("second", _requester(), nodeName=node))
+    second = _wait_pod(core, namespace, "second", lambda p: bool(p.status.pod_ip), "an IP")
+    assert second.status.pod_ip == ip  # the freed address, taken again at once
+    _pid(cluster, second, "requester")
+    # The caller's neighbour entry named first's interface; without the new sandbox's
+    # gratuitous ARP it would keep sending there for ~30-45 s.
+    wait_until(lambda: _connects_from(space, ip, 8080), timeout=8, what="second to be reached")

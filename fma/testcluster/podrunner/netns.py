@@ -8,12 +8,18 @@ and the host reaches it at its Pod IP. Commands go to ``ip -batch`` as fixed wor
 validated names, never through a shell.
 """
 
+import logging
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from fma.testcluster.podrunner.network import NETNS_DIR, PodNetwork, delete_netns, run_ip
 
+_LOG = logging.getLogger(__name__)
+GARP: Final = Path(__file__).with_name("garp.py")
 _UID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -69,7 +75,9 @@ def create(net: PodNetwork, netns: str, host_if: str, ip: str) -> Sandbox:
         delete(Sandbox(netns, host_if, ip))
         raise
     forget_neighbour(net, ip)
-    return Sandbox(netns, host_if, ip)
+    sandbox = Sandbox(netns, host_if, ip)
+    announce(sandbox)
+    return sandbox
 
 
 def forget_neighbour(net: PodNetwork, ip: str) -> None:
@@ -80,6 +88,22 @@ def forget_neighbour(net: PodNetwork, ip: str) -> None:
     the new Pod would time out until then (a CNI plugin sends a gratuitous ARP instead).
     """
     run_ip("neigh", "flush", "to", ip, "dev", net.bridge, check=False)
+
+
+def announce(sandbox: Sandbox) -> None:
+    """Tell every neighbour on the bridge that the sandbox's IP is at its ``eth0`` now (a
+    gratuitous ARP, :mod:`.garp`): the other Pods that talked to the address's previous owner
+    would otherwise send to that Pod's MAC until their entries expire. A failure is logged:
+    the Pod works, only a reused address may be reached late."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(GARP), sandbox.netns_path, "eth0", sandbox.ip],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if done.returncode != 0:
+        _LOG.warning("sandbox %s: no gratuitous ARP: %s", sandbox.netns, done.stderr.strip())
 
 
 def delete(sandbox: Sandbox) -> None:
