@@ -1,6 +1,6 @@
 """The operator's Prometheus metrics, served at ``/metrics`` on the metrics port (8002).
 
-Names are upstream's controller's (fma-spec §7) where they mean the same thing, and
+Names are upstream's controller's where they mean the same thing, and
 client-go's library names for the work queue and the Lease, which upstream exports too; the
 table of every metric and its labels is in ``docs/chart.md``. Paths are FMA's four (``hot``,
 ``warm``, ``cold_launcher``, ``cold``).

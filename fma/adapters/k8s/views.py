@@ -13,7 +13,7 @@ parsed once per resourceVersion) apart from what changes while the object does n
 launcher's instance list, the operator's notes of engine phases, the readiness it relayed,
 the GPUs a requester reported, the ``gpu-map``.
 
-- Pods: :func:`pod_role` classifies them (fma-spec §1.3); :func:`requester_facts` and
+- Pods: :func:`pod_role` classifies them as upstream does; :func:`requester_facts` and
   :func:`requester_view` make a :class:`~fma.core.model.Requester`, :func:`provider_facts` and
   :func:`provider_view` a :class:`~fma.core.model.Provider` with its instances.
 - Nodes: :func:`parse_gpu_map` reads the ``gpu-map`` ConfigMap, :func:`node_view` makes a
@@ -281,7 +281,7 @@ def gpu_memories(uuids: Sequence[str], node: Node | None, default_bytes: int) ->
 
 
 class PodRole(StrEnum):
-    """What a Pod is to FMA (fma-spec §1.3)."""
+    """What a Pod is to FMA (upstream's classification)."""
 
     REQUESTER = "requester"
     """A non-empty ``server-patch`` or ``inference-server-config`` annotation."""

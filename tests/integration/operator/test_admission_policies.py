@@ -1,4 +1,4 @@
-"""Upstream's admission-policy case (fma-spec §8.2.4), on the real API server.
+"""Upstream's admission-policy case (its fourth launcher case), on the real API server.
 
 The ValidatingAdmissionPolicies FMA ships (``fma policies``, ``deploy/admission-policies.yaml``)
 are bound to the test's namespace only; the same cases as the simulated twin, which checks

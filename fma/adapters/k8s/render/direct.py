@@ -1,6 +1,6 @@
 """The direct path (milestone 2): a requester's server patch made into its provider Pod.
 
-The *nominal provider* (fma-spec §2.4) is the requester Pod with its server patch applied:
+The *nominal provider* (upstream's term) is the requester Pod with its server patch applied:
 the requester's labels and namespace, none of its annotations or server-set metadata, its
 spec without what is individual to a Pod, then the annotation
 ``dual-pods.llm-d.ai/server-patch`` rendered as a Go template (``missingkey=error``, data
@@ -223,7 +223,7 @@ def _named_port(container: Obj, name: str) -> int | str:
 
 
 def nominal_hash(nominal: dict[str, Any], gpu_indices: Sequence[int], node: str) -> str:
-    """fma-spec §2.2 ``nominal``: unpadded base64 of SHA-256 over the canonical JSON of the
+    """Upstream's ``nominal`` hash: unpadded base64 of SHA-256 over the canonical JSON of the
     nominal Pod, ``;gpus=<indices, comma-joined>`` and ``;node=<node>``. Map order does not
     matter (canonical JSON sorts keys); list order does."""
     return sha256_base64(

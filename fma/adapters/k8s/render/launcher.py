@@ -1,4 +1,4 @@
-"""Launcher Pods from a LauncherConfig (fma-spec §2.2, §2.5, §2.6).
+"""Launcher Pods from a LauncherConfig (upstream's labels, annotations and hashes).
 
 A LauncherConfig's Pod template becomes one launcher Pod per (node, launch): the template's
 metadata and spec, what is individual to a Pod removed, FMA's labels and annotations added,
@@ -156,7 +156,7 @@ def launcher_template_hash(lc: LauncherConfig) -> str:
     SHA-256 over the canonical JSON of ``{launcherConfig: <name>, metadata: {labels,
     annotations}, spec: <canonical spec>}``.
 
-    The spec is canonicalised as fma-spec §2.6 says, so that an equivalent template hashes
+    The spec is canonicalised as upstream canonicalises it, so that an equivalent template hashes
     alike: the ServiceAccount token volume (and its mounts), ``nodeName`` and ephemeral
     containers are dropped; ``volumes``, ``tolerations``, ``imagePullSecrets`` and each
     container's (and init container's) ``volumeMounts``, ``ports`` and ``envFrom`` are sorted
@@ -205,7 +205,7 @@ def _sort_list(holder: Obj, key: str) -> None:
 
 
 def launcher_config_hash(template_hash: str, node: str) -> str:
-    """fma-spec §2.2 ``launcher-config-hash``: unpadded base64 of SHA-256 over
+    """Upstream's ``launcher-config-hash``: unpadded base64 of SHA-256 over
     ``<template hash>;node=<node>``."""
     return sha256_base64(template_hash, ";node=", node)
 
