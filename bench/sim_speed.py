@@ -27,6 +27,7 @@ slower than commit f779f38 measured in the same run (``--baseline f779f38``).
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -235,6 +236,12 @@ def run_once(scenario: Scenario, *, profile: bool) -> tuple[dict[str, Any], str 
     return figures, text
 
 
+def load_before_after(before: float) -> list[float]:
+    """The machine's 1-minute load average when the run began and now: other work on the
+    machine slows the run down."""
+    return [round(before, 2), round(os.getloadavg()[0], 2)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -253,8 +260,10 @@ def main() -> None:
         help="with the simulator compiled by mypyc (fma.adapters.sim.compiled)",
     )
     args = parser.parse_args()
+    loaded_before = os.getloadavg()[0]
     if args.sleepers:
         sweep = sleeper_sweep()
+        sweep["load_average_1m_before_after"] = load_before_after(loaded_before)
         if not args.no_record:
             print(f"wrote {record('sim_speed-sleepers', sweep)}")
         return
@@ -280,6 +289,7 @@ def main() -> None:
         )
         figures["baseline"] = {"commit": before["commit"], **{k: before[k] for k in keep}}
         print(f"baseline {before['commit']}: {figures['baseline']}")
+    figures["load_average_1m_before_after"] = load_before_after(loaded_before)
     if args.no_record:
         if profile:
             print(profile)
