@@ -8,9 +8,10 @@ the node are scaled up and down on a fixed schedule (:data:`SCHEDULE`), which ma
 and cold-with-launcher actuations.
 
 **Simulated.** The same scenario (:func:`scenario`): the same node, launcher set-up and
-schedule (as ``trace`` demands), the stub's latencies, the harness's probe periods and the
-pod runner's GPU choice (lowest index), with the platform's latencies fitted to the live trace
-by ``fma sim calibrate`` (:mod:`fma.bench.calibrate`).
+schedule (as ``trace`` demands), the stub's latencies, the harness's probe periods, the
+operator's engine probe pace and the pod runner's GPU choice (lowest index), with the
+platform's latencies fitted to the live trace by ``fma sim calibrate``
+(:mod:`fma.bench.calibrate`).
 
 The live run is made twice (``--runs``): the simulator is calibrated on the first and compared
 with both, so the second is a comparison the calibration never saw. Recorded in
@@ -34,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import record
+from fma.adapters.k8s.pace import PaceSettings
 from fma.adapters.sim.runner import run_scenario
 from fma.api.scenario import Scenario
 from fma.bench.calibrate import calibrate, calibrated_scenario, read_trace
@@ -58,6 +60,10 @@ SCHEDULE: list[tuple[float, dict[str, int]]] = [
 """Replicas wanted per model, from the schedule's start: m1 comes and goes every cycle (its
 sleeper woken each time), m2 every other pair of cycles, now beside m1 (another GPU, another
 launcher), now alone (the GPU m1 slept on)."""
+
+ENGINE_PROBE_S = PaceSettings().eager_interval_s
+"""How often the operator asks a new engine whether it serves during its first seconds (its
+eager phase, longer than any stub start): the simulated engine probe asks at this pace."""
 
 TARGETS = {"p50_rel": 0.05, "p99_rel": 0.15, "rate_points": 0.02}
 
@@ -107,6 +113,8 @@ def scenario(latency: dict[str, float] | None = None) -> Scenario:
                 "readiness_probe_delay_s": 0,
                 "launcher_probe_period_s": 1,
                 "launcher_probe_delay_s": 0,
+                "engine_probe_min_s": ENGINE_PROBE_S,
+                "engine_probe_max_s": ENGINE_PROBE_S,
                 **(latency or {}),
             },
             "launchers": {"max_instances": 2, "per_node": 1, "host_memory_gib": 0},
