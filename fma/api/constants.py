@@ -46,6 +46,12 @@ ANN_VLLM_CONFIG: Final = _DP + "vllm-config"
 ANN_ISC_ROUTING_METADATA: Final = _DP + "isc-routing-metadata"
 ANN_VLLM_INSTANCE_SIGNATURE: Final = _DP + "vllm-instance-signature"
 LABEL_LAUNCHER_STUCK: Final = _DP + "launcher-stuck"
+SLEEPER_LABEL_PREFIX: Final = "sleeping." + _DP
+"""On a launcher Pod: ``sleeping.dual-pods.llm-d.ai/<InferenceServerConfig>: "true"`` for each
+InferenceServerConfig it holds a sleeping instance of (kept with ``--sleeper-labels``), so that
+a requester's preferred pod affinity can point at it (docs/placement.md)."""
+PLACEMENT_WEBHOOK_PATH: Final = "/v1/placement/mutate"
+"""The operator's mutating admission webhook that adds sleeper affinity to new requesters."""
 
 # --- The controller's memory, kept in the cluster ------------------------------------------------
 # Whatever the decisions need to remember lives on the Pods it concerns, so that a restarted

@@ -151,6 +151,29 @@ def run(
     pd_pull_secrets: Annotated[
         str, typer.Option(help="ModelService: the prefill/decode accounts' pull secrets, A,B.")
     ] = "",
+    sleeper_labels: Annotated[
+        bool,
+        typer.Option(
+            help="Label each launcher Pod sleeping.dual-pods.llm-d.ai/<ISC>=true for every "
+            "InferenceServerConfig it holds a sleeping instance of (docs/placement.md)."
+        ),
+    ] = False,
+    placement_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of the placement webhook over HTTPS (0: none; needs --placement-tls-dir).",
+        ),
+    ] = 0,
+    placement_tls_dir: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Directory of the webhook's tls.crt and tls.key (PEM)."),
+    ] = None,
+    placement_weight: Annotated[
+        int,
+        typer.Option(min=1, max=100, help="Weight of the pod affinity the webhook adds."),
+    ] = 100,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the operator until SIGTERM: in-cluster configuration, else $KUBECONFIG."""
@@ -194,6 +217,7 @@ def run(
         ),
         launchers_per_node_max=launchers_per_node_max,
     )
+    placement_tls = _placement_tls(placement_port, placement_tls_dir)
     options = OperatorOptions(
         namespace=namespace or _default_namespace(),
         policy=policy,
@@ -212,6 +236,10 @@ def run(
             epp_pull_secrets=comma_separated(epp_pull_secrets),
             pd_pull_secrets=comma_separated(pd_pull_secrets),
         ),
+        sleeper_labels=sleeper_labels,
+        placement_port=placement_port or None,
+        placement_tls=placement_tls,
+        placement_weight=placement_weight,
     )
     try:
         code = asyncio.run(run_operator(options))
@@ -219,3 +247,16 @@ def run(
         typer.echo(f"fma operator run: {error}", err=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _placement_tls(port: int, directory: Path | None) -> tuple[Path, Path] | None:
+    """The webhook's certificate and key, checked to be there when it is served."""
+    if not port:
+        return None
+    if directory is None:
+        raise typer.BadParameter("--placement-port needs it", param_hint="--placement-tls-dir")
+    files = (directory / "tls.crt", directory / "tls.key")
+    for file in files:
+        if not file.is_file():
+            raise typer.BadParameter(f"no file {file}", param_hint="--placement-tls-dir")
+    return files

@@ -49,6 +49,7 @@ from fma.adapters.k8s.leader import LeaseElector, LeaseSettings
 from fma.adapters.k8s.metrics import OperatorMetrics
 from fma.adapters.k8s.modelservice import ModelServiceController, ModelServiceOptions
 from fma.adapters.k8s.observed import GpuBook, Relays, ReportBook
+from fma.adapters.k8s.placement import WEIGHT_DEFAULT, SleeperLabels, placement_app
 from fma.adapters.k8s.probes import EngineProbes
 from fma.adapters.k8s.scheduler import AsyncioScheduler
 from fma.adapters.k8s.store import Kind, ObjectStore, name_of, pod_node, uid_of
@@ -58,7 +59,7 @@ from fma.api.constants import CONTROLLER_METRICS_PORT, GROUP, VERSION
 from fma.control.queue import WorkQueue
 from fma.control.reconcile import CONFIGS, conclude, decide
 from fma.core.actions import SubjectKind
-from fma.core.model import GIB_BYTES
+from fma.core.model import GIB_BYTES, NodeSnapshot
 from fma.core.outcomes import FollowUp
 from fma.core.policy import Policy
 
@@ -106,6 +107,14 @@ class OperatorOptions:
     watch_client_timeout_s: float = 330.0
     watch_inactivity_s: float = 120.0
     """A watch with no event for this long is assumed dead and re-established."""
+    sleeper_labels: bool = False
+    """Keep the sleeper labels on launcher Pods (:mod:`.placement`)."""
+    placement_port: int | None = None
+    """Port of the placement webhook, served with ``placement_tls`` (None: none)."""
+    placement_tls: tuple[Path, Path] | None = None
+    """The webhook's certificate and key files (PEM)."""
+    placement_weight: int = WEIGHT_DEFAULT
+    """The weight of the preferred pod affinity the webhook adds."""
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -190,6 +199,11 @@ class Operator:
         self.modelservices = ModelServiceController(
             api, options.namespace, options.modelservice, self.scheduler, clock=self.clock
         )
+        self.sleeper_labels = (
+            SleeperLabels(api, options.namespace, partial(self.observe, Kind.POD, "MODIFIED"))
+            if options.sleeper_labels
+            else None
+        )
 
     # --- keys in -------------------------------------------------------------------------------
 
@@ -265,6 +279,8 @@ class Operator:
             decision = decide(self.reader, key, now_s=self.clock(), policy=self.options.policy)
             outcomes = await self.executor.apply(decision) if decision.plan.actions else []
             follow = conclude(self.reader, decision, outcomes)
+            if self.sleeper_labels is not None and isinstance(decision.snapshot, NodeSnapshot):
+                await self.sleeper_labels.sync(decision.snapshot)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -388,6 +404,13 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         options.namespace, lease=options.lease.name, leading=lambda: health.leading
     )
     metrics_server = await serve_http(options.metrics_port, metrics.asgi_app(), "metrics")
+    # Every replica answers the webhook, standbys too: it needs no state but the labels.
+    placement_server = await serve_http(
+        options.placement_port,
+        placement_app(options.placement_weight),
+        "placement",
+        tls=options.placement_tls,
+    )
     try:
         elector = None
         if options.leader_election:
@@ -398,7 +421,7 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         health.leading = True
         return await _lead(options, api, stop, elector, health, metrics)
     finally:
-        for running in (server, metrics_server):
+        for running in (server, metrics_server, placement_server):
             if running is not None:
                 await running.stop()
         kube.close(api)
@@ -512,8 +535,11 @@ async def start_health_server(port: int | None, health: HealthState) -> _Server 
     return await serve_http(port, app, "health")
 
 
-async def serve_http(port: int | None, app: Any, name: str) -> _Server | None:
-    """Serve the ASGI ``app`` on ``port`` of every address, on this loop (None: nothing)."""
+async def serve_http(
+    port: int | None, app: Any, name: str, *, tls: tuple[Path, Path] | None = None
+) -> _Server | None:
+    """Serve the ASGI ``app`` on ``port`` of every address, on this loop (None: nothing);
+    over HTTPS with ``tls`` (certificate and key files)."""
     if port is None:
         return None
     import uvicorn
@@ -523,8 +549,17 @@ async def serve_http(port: int | None, app: Any, name: str) -> _Server | None:
         def capture_signals(self) -> Iterator[None]:
             yield  # the operator handles SIGTERM itself
 
+    certfile, keyfile = tls if tls is not None else (None, None)
     server = QuietServer(
-        uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning", lifespan="off")  # noqa: S104
+        uvicorn.Config(
+            app,
+            host="0.0.0.0",  # noqa: S104
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     )
 
     async def serve() -> None:
