@@ -27,6 +27,9 @@ spec:
       labels:
         {{- include "fma.labels" $root | nindent 8 }}
         app.kubernetes.io/component: {{ .component }}
+        {{- if $root.Values.placement.enabled }}
+        {{- include "fma.placementPodLabel" $root | nindent 8 }}
+        {{- end }}
         {{- with $c.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -64,6 +67,10 @@ spec:
               containerPort: {{ $c.healthPort }}
             - name: metrics
               containerPort: {{ $c.metricsPort }}
+            {{- if $root.Values.placement.enabled }}
+            - name: placement
+              containerPort: {{ $root.Values.placement.port }}
+            {{- end }}
           # Live while the process answers. Ready while it answers too, standby or acting
           # (/readyz tells which: 503 while standing by): a rolling update's new replica
           # stands by until the old one hands the Lease over, so readiness that needed the
@@ -83,6 +90,18 @@ spec:
             {{- toYaml .resources | nindent 12 }}
           securityContext:
             {{- toYaml $c.securityContext | nindent 12 }}
+          {{- if $root.Values.placement.enabled }}
+          volumeMounts:
+            - name: placement-tls
+              mountPath: {{ include "fma.placementTlsDir" $root }}
+              readOnly: true
+          {{- end }}
+      {{- if $root.Values.placement.enabled }}
+      volumes:
+        - name: placement-tls
+          secret:
+            secretName: {{ $root.Values.placement.tls.secretName | default (printf "%s-tls" (include "fma.placementService" $root)) }}
+      {{- end }}
       {{- with $c.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

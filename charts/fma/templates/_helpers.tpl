@@ -77,7 +77,26 @@ a candidate for the one Lease, and whichever holds it plans for both roles.
 {{- with .Values.modelService.eppClusterRole }}
 - --epp-cluster-role={{ . }}
 {{- end }}
+{{- if .Values.placement.enabled }}
+- --sleeper-labels
+- --placement-port={{ .Values.placement.port }}
+- --placement-tls-dir={{ include "fma.placementTlsDir" . }}
+- --placement-weight={{ .Values.placement.weight }}
+{{- end }}
 {{- range $c.extraArgs }}
 - {{ . | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The placement webhook's Service, and the label that selects the Pods serving it. */}}
+{{- define "fma.placementService" -}}
+{{ .Release.Name }}-placement-webhook
+{{- end }}
+
+{{- define "fma.placementTlsDir" -}}
+/var/run/secrets/fma/placement
+{{- end }}
+
+{{- define "fma.placementPodLabel" -}}
+fma.llm-d.ai/placement-webhook: "true"
 {{- end }}

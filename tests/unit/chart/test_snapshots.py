@@ -62,6 +62,12 @@ CASES: dict[str, dict[str, Any]] = {
         },
         "gpuMap": {"gpu-node-0": {"GPU-0": 0, "GPU-1": 1}},
         "monitoring": {"podMonitors": {"enabled": True, "interval": "15s", "labels": {"a": "b"}}},
+        # A certificate of the user's (a generated one would differ at every rendering).
+        "placement": {
+            "enabled": True,
+            "weight": 80,
+            "tls": {"secretName": "placement-cert", "caBundle": "Q0EgUEVN"},
+        },
     },
 }
 
