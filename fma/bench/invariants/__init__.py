@@ -21,6 +21,10 @@ Safety, at every moment (:data:`SAFETY`, checked after every step of the propert
   started an instance in an existing launcher, and so on;
 - causes (:mod:`.deletions`): no requester deleted by the controller without a true cause.
 
+``grace_s`` is counted in the controller's running time: while it is down (``controller_down``
+to ``controller_up``) nothing is owed, so a crash during an outage must be answered within
+``grace_s`` of the controller's return.
+
 Liveness and leaks, once faults are over (:mod:`.liveness`).
 """
 

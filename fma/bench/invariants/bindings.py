@@ -128,7 +128,7 @@ class StoppedNotKept(Checker):
                 and instance is not None
                 and instance.state == "stopped"
             )
-            self._kept.mark(uid, kept, world.now_s)
+            self._kept.mark(uid, kept, world)
         self._kept.judge(world, world.now_s)
 
     def finish(self, world: World, now_s: float) -> None:

@@ -86,7 +86,7 @@ class ReadyOnlyWhenAwake(Checker):
             and requester.ready
             and (instance is None or instance.state != "awake")
         )
-        self._stale.mark(uid, stale, world.now_s)
+        self._stale.mark(uid, stale, world)
 
     def finish(self, world: World, now_s: float) -> None:
         self._stale.judge(world, now_s)

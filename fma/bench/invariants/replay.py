@@ -90,6 +90,10 @@ class World:
     by_node: dict[str, set[str]] = field(default_factory=dict)
     by_provider: dict[str, set[str]] = field(default_factory=dict)
     """Instance keys by GPU, node and provider: every lookup costs what it touches."""
+    controller_down_since_s: float | None = None
+    controller_down_total_s: float = 0.0
+    """When the controller went down (None while it is up), and how long it has been down in
+    all before that: the controller's restarts, as the simulator records them."""
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -126,6 +130,27 @@ class World:
             self.by_gpu.get(gpu, set()).discard(key)
         self.by_node.get(inst.node, set()).discard(key)
         self.by_provider.get(inst.provider, set()).discard(key)
+
+    def controller_time_s(self, t: float) -> float:
+        """Seconds the controller has been up by time ``t`` (``t`` at or after the last down
+        or up event): a reaction is owed only while it runs, so the grace of a change made
+        while it was down starts when it comes back."""
+        if self.controller_down_since_s is not None:
+            t = min(t, max(self.controller_down_since_s, 0.0))
+        return t - self.controller_down_total_s
+
+    def wall_time_s(self, controller_s: float) -> float:
+        """The earliest time at which :meth:`controller_time_s` reaches ``controller_s``
+        (when it is past now, as if the controller stayed up)."""
+        return (
+            controller_s
+            + self.controller_down_total_s
+            + (
+                self.now_s - self.controller_down_since_s
+                if self.controller_down_since_s is not None
+                else 0.0
+            )
+        )
 
     # --- applying ------------------------------------------------------------------------------
 
@@ -294,10 +319,23 @@ def _limits(w: World, e: Event) -> None:
     w.limits = e
 
 
+def _controller_down(w: World, e: Event) -> None:
+    if w.controller_down_since_s is None:
+        w.controller_down_since_s = float(e["t"])
+
+
+def _controller_up(w: World, e: Event) -> None:
+    if w.controller_down_since_s is not None:
+        w.controller_down_total_s += float(e["t"]) - w.controller_down_since_s
+        w.controller_down_since_s = None
+
+
 _HANDLERS = {
     "node_added": _node_added,
     "model_added": _model_added,
     "limits": _limits,
+    "controller_down": _controller_down,
+    "controller_up": _controller_up,
     "provider_created": _provider_created,
     "bind": _bind,
     "unbind": _unbind,
@@ -353,18 +391,20 @@ class Checker:
 
 
 class Overdue:
-    """Requesters in a state the controller must end within ``World.grace_s``: since when each
-    has been in it, and a breach of ``checker`` for each that lasts longer (once per stretch)."""
+    """Requesters in a state the controller must end within ``World.grace_s`` of its own
+    running time (a stretch while it is down does not count): since when each has been in it,
+    and a breach of ``checker`` for each that lasts longer (once per stretch)."""
 
     def __init__(self, checker: Checker, why: str) -> None:
         self._checker = checker
         self._why = why
         self._since: dict[str, float] = {}
+        """Requester UID -> the controller's time (``World.controller_time_s``) it began."""
 
-    def mark(self, uid: str, wrong: bool, now_s: float) -> None:
+    def mark(self, uid: str, wrong: bool, world: World) -> None:
         """Whether ``uid`` is in the state now."""
         if wrong:
-            self._since.setdefault(uid, now_s)
+            self._since.setdefault(uid, world.controller_time_s(world.now_s))
         else:
             self._since.pop(uid, None)
 
@@ -372,10 +412,11 @@ class Overdue:
         if not self._since:
             return
         grace_s = world.grace_s
+        running_s = world.controller_time_s(now_s)
         for uid, since_s in list(self._since.items()):
-            if now_s - since_s > grace_s:
+            if running_s - since_s > grace_s:
                 self._checker.breach(
-                    round(since_s + grace_s, 6),
+                    round(world.wall_time_s(since_s + grace_s), 6),
                     requester=uid,
                     why=self._why.format(grace_s=f"{grace_s:g}"),
                 )

@@ -269,6 +269,27 @@ def test_a_requester_bound_to_a_crashed_instance_must_be_deleted_within_the_grac
     assert inv.stopped_not_kept([*deleted, ev(200, "unrelated")]) == []
 
 
+def test_the_grace_counts_only_while_the_controller_runs() -> None:
+    limits = ev(0, "limits", grace_s=30.0)
+    down = [limits, *served("r1", "p1", ["g0"], 0), ev(40, "controller_down")]
+    crashed = [*down, inst(50, "instance_stopped", "p1", ["g0"], 16)]
+    # Down from 40 to 500: the crash at 50 is owed a reaction from 500 on, until 530.
+    back = [*crashed, ev(500, "controller_up")]
+    assert inv.stopped_not_kept([*back, ev(529, "unrelated")]) == []
+    assert inv.ready_only_when_awake([*back, ev(529, "unrelated")]) == []
+    (breach,) = inv.stopped_not_kept([*back, ev(531, "unrelated")])
+    assert breach["t"] == 530.0
+    assert names(inv.ready_only_when_awake([*back, ev(531, "unrelated")])) == [
+        "ready_only_when_awake"
+    ]
+    # A stretch the controller ran before it went down counts: 10 s up, then down, then 21.
+    early = [limits, *served("r1", "p1", ["g0"], 0), inst(50, "instance_stopped", "p1", ["g0"], 16)]
+    paused = [*early, ev(60, "controller_down"), ev(400, "controller_up")]
+    assert inv.stopped_not_kept([*paused, ev(419, "unrelated")]) == []
+    (breach,) = inv.stopped_not_kept([*paused, ev(421, "unrelated")])
+    assert breach["t"] == 420.0
+
+
 def test_routing_only_while_awake() -> None:
     trace = [
         *served("r1", "p1", ["g0"], 0),
