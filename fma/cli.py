@@ -166,6 +166,12 @@ def sim_compare(
         list[str] | None,
         typer.Option(help="Eviction policy to compare (repeat): lru, oldest, cost."),
     ] = None,
+    placement: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Placement to compare (repeat): default, node-affinity, gpu-aware, oracle."
+        ),
+    ] = None,
     seeds: Seeds = 3,
     seed: BaseSeed = None,
     out: Annotated[Path, typer.Option(help="Directory for compare.json and report.html.")] = Path(
@@ -179,6 +185,7 @@ def sim_compare(
     from fma.bench.compare import (
         ACTUATIONS,
         EVICTIONS,
+        PLACEMENTS,
         compare_result,
         compare_table,
         tasks,
@@ -190,11 +197,14 @@ def sim_compare(
     for option, given, allowed in (
         ("--policy", policy or [], ACTUATIONS),
         ("--eviction", eviction or [], EVICTIONS),
+        ("--placement", placement or [], PLACEMENTS),
     ):
         for value in given:
             if value not in allowed:
                 fail(f"{option}: unknown {value!r} (choose {', '.join(allowed)})")
-    columns = variants(policy or list(ACTUATIONS), eviction or [], spec.policy.eviction)
+    columns = variants(
+        policy or list(ACTUATIONS), eviction or [], spec.policy.eviction, placement or []
+    )
     base = spec.seed if seed is None else seed
     seed_list = list(range(base, base + seeds))
     digests = _sweep(tasks(spec, columns, seed_list), spec.name, workers, cluster, progress)

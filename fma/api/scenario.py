@@ -146,6 +146,10 @@ class PolicySection(_Section):
     )
     launchers_per_node_max: int | None = Field(None, ge=1)
     ready_timeout: Duration = 600.0
+    placement: Literal["default", "node-affinity", "gpu-aware", "oracle"] = "default"
+    """Where requester Pods go (``docs/placement.md``): the scheduler's and device plugin's own
+    choice; toward nodes holding a sleeper of their identity; also onto its GPUs; or the
+    oracle's upper bound."""
 
 
 FaultKind = Literal[

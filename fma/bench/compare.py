@@ -16,6 +16,7 @@ from fma.api.scenario import Scenario
 from fma.bench.digest import Digest, Task
 from fma.bench.metrics import metric
 from fma.bench.summary import latency_stats
+from fma.core.placement import PLACEMENTS as PLACEMENTS
 
 ACTUATIONS = ("fma", "direct-sleep", "cold")
 EVICTIONS = ("lru", "oldest", "cost")
@@ -47,26 +48,39 @@ class Variant:
     actuation: str
     eviction: str
     label: str
+    placement: str | None = None
+    """The placement policy compared (None: the scenario's own)."""
 
     def apply(self, scenario: Scenario) -> Scenario:
-        policy = scenario.policy.model_copy(
-            update={"actuation": self.actuation, "eviction": self.eviction}
-        )
+        update = {"actuation": self.actuation, "eviction": self.eviction}
+        if self.placement is not None:
+            update["placement"] = self.placement
+        policy = scenario.policy.model_copy(update=update)
         return scenario.model_copy(update={"policy": policy})
 
 
-def variants(policies: Sequence[str], evictions: Sequence[str], default: str) -> list[Variant]:
-    """Every policy with every eviction (``default`` when none given); ``cold`` only once.
+def variants(
+    policies: Sequence[str],
+    evictions: Sequence[str],
+    default: str,
+    placements: Sequence[str] = (),
+) -> list[Variant]:
+    """Every policy with every eviction (``default`` when none given) and every placement
+    given; ``cold`` only once (it leaves no sleepers for placement to find).
 
-    Labels name the eviction only when more than one is compared.
+    Labels name the eviction and the placement only when more than one is compared.
     """
     chosen = list(dict.fromkeys(evictions)) or [default]
+    places: list[str | None] = list(dict.fromkeys(placements)) or [None]
     out: list[Variant] = []
     for policy in dict.fromkeys(policies):
-        if policy == "cold" or len(chosen) == 1:
-            out.append(Variant(policy, chosen[0], policy))
-        else:
-            out.extend(Variant(policy, e, f"{policy} / {e}") for e in chosen)
+        evicts = chosen[:1] if policy == "cold" else chosen
+        for e in evicts:
+            for place in places[:1] if policy == "cold" else places:
+                label = policy if len(evicts) == 1 else f"{policy} / {e}"
+                if len(places) > 1 and policy != "cold":
+                    label = f"{label} / {place}"
+                out.append(Variant(policy, e, label, place))
     return out
 
 
@@ -92,6 +106,7 @@ def variant_result(variant: Variant, digests: Sequence[Digest]) -> dict[str, Any
         "label": variant.label,
         "policy": variant.actuation,
         "eviction": variant.eviction,
+        **({"placement": variant.placement} if variant.placement is not None else {}),
         "mean": {name: _mean([r[name] for r in runs]) for name in RUN_METRICS},
         "pooled": pooled,
         "runs": runs,

@@ -56,6 +56,7 @@ from fma.adapters.sim.trace import Trace
 from fma.api.constants import LABEL_SLEEPING
 from fma.api.latency import GB, Latency
 from fma.core.model import InstanceState, ProviderKind
+from fma.core.placement import PlacementPolicy
 
 SimProcess = Generator[simpy.Event, Any, None]
 
@@ -96,6 +97,7 @@ class SimCluster:
         *,
         seed: int = 0,
         launcher_memory_bytes: int = 0,
+        placement: PlacementPolicy = "default",
     ):
         self.env = env
         self.state = state
@@ -120,6 +122,7 @@ class SimCluster:
             seed=seed,
             topology=self.topology,
             on_bound=self._bound,
+            placement=placement,
         )
         self._links: dict[str, Links] = {}
         self._compiled: dict[str, dict[str, float]] = {}

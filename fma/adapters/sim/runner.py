@@ -75,6 +75,7 @@ def new_cluster(
         scenario.latency,
         seed=seed,
         launcher_memory_bytes=int(scenario.launchers.host_memory_gib * GIB),
+        placement=scenario.policy.placement,
     )
     cluster.sleepless_models = {m.name for m in scenario.models if not m.sleep_mode}
     cluster.compile_s = {m.name: (m.compile_s, m.compile_cached_s) for m in scenario.models}

@@ -20,13 +20,19 @@ node's own random stream; for several, the set whose links score best on the nod
 (:meth:`~fma.adapters.sim.topology.Topology.best_set`), ties in that same unordered order.
 ``lowest-index`` hands out the lowest free indexes instead (what the test control plane's pod
 runner does).
+
+**Placement.** Under a placement policy other than ``default``, the node and maybe the GPUs
+come from :func:`fma.core.placement.choose`, given the nodes that fit in the order above, every
+sleeper that could be woken (settled or falling asleep, not being woken, its provider not
+being deleted) and, for the oracle, the other Pods waiting. This costs a pass over the nodes
+and providers per attempt; ``default`` keeps the index and costs none.
 """
 
 import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import simpy
 
@@ -35,6 +41,9 @@ from fma.adapters.sim.placement import FreeGpuIndex
 from fma.adapters.sim.seeds import sub_rng
 from fma.adapters.sim.state import SimNode, SimRequester, SimState
 from fma.adapters.sim.topology import Topology
+from fma.core.identity import spec_digest
+from fma.core.model import AWAKE, FALLING_ASLEEP, SLEEPING, ServerSpec
+from fma.core.placement import Choice, Pending, PlacementPolicy, Room, Sleeping, choose
 
 BACKOFF_INITIAL_S = 1.0
 """kube-scheduler's ``podInitialBackoffSeconds``."""
@@ -58,6 +67,9 @@ class _Waiting:
 
 Bind = Callable[[SimRequester, SimNode, tuple[str, ...]], None]
 
+_identity = lru_cache(maxsize=4096)(spec_digest)
+"""What an instance ID hashes besides the GPUs (memoised: specs are shared objects)."""
+
 
 class KubeScheduler:
     """Requester Pods in, bindings out (``on_bound(requester, node, gpus)``)."""
@@ -71,8 +83,10 @@ class KubeScheduler:
         seed: int,
         topology: Callable[[SimNode], Topology],
         on_bound: Bind,
+        placement: PlacementPolicy = "default",
     ) -> None:
         self.env = env
+        self.placement = placement
         self.state = state
         self.scheduler_s = scheduler_s
         self.seed = seed
@@ -130,12 +144,15 @@ class KubeScheduler:
             if waiting is None or waiting.moves != moves:
                 continue  # gone, or an entry made stale by a later move
             requester = waiting.requester
-            node = self._node_for(requester)
+            if self.placement == "default":
+                node, choice = self._node_for(requester), None
+            else:
+                node, choice = self._placed(requester)
             if node is None:
                 self._set_aside(waiting)
             else:
                 del self._waiting[uid]
-                self._bind(requester, node)
+                self._bind(requester, node, choice)
             break
         self._kick()
 
@@ -207,6 +224,82 @@ class KubeScheduler:
                 best = node
         return best
 
+    def _placed(self, requester: SimRequester) -> tuple[SimNode | None, Choice | None]:
+        """The node (and the choice) :func:`~fma.core.placement.choose` makes for a Pod; no
+        node when it is to wait."""
+        oracle = self.placement == "oracle"
+        ranked: list[tuple[int, int, SimNode]] = []
+        for order, node in enumerate(self.state.nodes.values()):
+            if node.schedulable and node.ready:
+                ranked.append((-len(node.free_gpus()), order, node))
+        ranked.sort(key=lambda f: (f[0], f[1]))
+        rooms = [
+            Room(
+                node.name,
+                tuple(self._usable(node, requester)),
+                self._freeing(node, requester) if oracle else (),
+            )
+            for _, _, node in ranked
+        ]
+        pod = self._pending(requester)
+        if pod is None:
+            fitting = [r for r in rooms if len(r.free) >= requester.gpus]
+            return (self.state.nodes[fitting[0].node], None) if fitting else (None, None)
+        others: list[Pending] = []
+        if oracle:
+            others = [
+                p
+                for w in self._waiting.values()
+                if w.requester.uid != requester.uid
+                and (p := self._pending(w.requester)) is not None
+            ]
+        choice = choose(self.placement, pod, rooms, self._sleepers(soon=oracle), others)
+        if choice is None or choice.wait:
+            return None, None
+        return self.state.nodes[choice.node], choice
+
+    def _freeing(self, node: SimNode, requester: SimRequester) -> tuple[str, ...]:
+        """GPUs held by Pods being deleted: free once their containers stop and FMA lets go."""
+        out = []
+        for uuid, holder in node.gpu_holder.items():
+            if holder is None or (
+                requester.pinned_gpus is not None and uuid not in requester.pinned_gpus
+            ):
+                continue
+            other = self.state.requesters.get(holder)
+            if other is not None and other.deleting:
+                out.append(uuid)
+        return tuple(out)
+
+    def _pending(self, requester: SimRequester) -> Pending | None:
+        spec: ServerSpec | None = requester.spec
+        if requester.isc_name is not None:
+            isc = self.state.iscs.get(requester.isc_name)
+            spec = isc.spec if isc is not None else None
+        if spec is None:
+            return None
+        return Pending(requester.uid, _identity(spec), requester.gpus)
+
+    def _sleepers(self, *, soon: bool) -> list[Sleeping]:
+        """Every sleeper a Pod could wake; with ``soon``, also the awake instances whose
+        requester is being deleted (they are put to sleep)."""
+        out: list[Sleeping] = []
+        for provider in self.state.providers.values():
+            if provider.deleting:
+                continue
+            bound = self.state.requesters.get(provider.bound_requester_uid or "")
+            for inst in provider.instances.values():
+                mine = bound is not None and provider.bound_instance_id == inst.instance_id
+                if bound is not None and mine:
+                    to_be = soon and bound.deleting and inst.state is AWAKE and inst.sleepable
+                    if not to_be:
+                        continue
+                elif inst.state is not SLEEPING and inst.state is not FALLING_ASLEEP:
+                    continue
+                gpus = tuple(sorted(inst.gpu_uuids))
+                out.append(Sleeping(provider.node, gpus, _identity(inst.spec), soon=mine))
+        return out
+
     @staticmethod
     def _usable(node: SimNode, requester: SimRequester) -> list[str]:
         free = node.free_gpus()
@@ -214,8 +307,13 @@ class KubeScheduler:
             return free
         return [g for g in free if g in requester.pinned_gpus]
 
-    def _bind(self, requester: SimRequester, node: SimNode) -> None:
-        gpus = self.allocate(node, self._usable(node, requester), requester.gpus)
+    def _bind(self, requester: SimRequester, node: SimNode, choice: Choice | None = None) -> None:
+        free = self._usable(node, requester)
+        if choice is not None and choice.gpus is not None:
+            index = {g.uuid: g.index for g in node.gpus}
+            gpus = tuple(sorted(choice.gpus, key=lambda u: index[u]))
+        else:
+            gpus = self.allocate(node, free, requester.gpus)
         for uuid in gpus:
             node.gpu_holder[uuid] = requester.uid
         self.free.update(node)
