@@ -25,6 +25,7 @@ ORDER = [
     "node-failure",
     "sleeper-memory-squeeze",
     "trace-replay",
+    "longtail",
 ]
 
 
