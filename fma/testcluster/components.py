@@ -128,6 +128,9 @@ def args(component: str, lay: Layout) -> list[str]:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,ValidatingAdmissionPolicy",
             "--allow-privileged=true",
+            # Webhooks are called at their Service's endpoints (Pod IPs the host reaches), not
+            # at its ClusterIP, which nothing routes without kube-proxy.
+            "--enable-aggregator-routing=true",
             # No kubelets or real endpoints: do not keep rewriting the kubernetes Service's.
             "--endpoint-reconciler-type=none",
             "--profiling=false",

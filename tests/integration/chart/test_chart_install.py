@@ -88,12 +88,19 @@ class Release:
 
 
 @pytest.fixture
+def chart_values() -> dict[str, Any]:
+    """More values for the release: a test module overrides this fixture to install it so."""
+    return {}
+
+
+@pytest.fixture
 def release(
     request: pytest.FixtureRequest,
     testcluster: LocalCluster,
     api: Any,
     namespace: str,
     tmp_path: Path,
+    chart_values: dict[str, Any],
 ) -> Iterator[Release]:
     if testcluster.pod_network is None:
         pytest.skip("no pod runner on this machine (needs root): the operator's Pod cannot run")
@@ -120,6 +127,7 @@ def release(
             {
                 "image": {"tag": "test"},
                 "gpuMap": {node: json.loads(gpus) for node, gpus in gpu_map.data.items()},
+                **chart_values,
             }
         )
     )
