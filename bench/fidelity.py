@@ -25,6 +25,8 @@ rates within 2 points).
 
 import argparse
 import json
+import math
+import os
 import shutil
 import sys
 import tempfile
@@ -64,6 +66,9 @@ launcher), now alone (the GPU m1 slept on)."""
 ENGINE_PROBE_S = PaceSettings().eager_interval_s
 """How often the operator asks a new engine whether it serves during its first seconds (its
 eager phase, longer than any stub start): the simulated engine probe asks at this pace."""
+
+LOAD_FILE = "load.json"
+"""Beside a live run's trace: the machine's 1-minute load average before and after it."""
 
 TARGETS = {"p50_rel": 0.05, "p99_rel": 0.15, "rate_points": 0.02}
 
@@ -166,7 +171,11 @@ def run_live(out_dir: Path) -> Path:
         for model, port in MODELS.items():
             world.isc(model, port=port, model=model)
         world.population("lpp1", "lc1", 1)
-        started = time.monotonic()
+        # The schedule's steps fall on the wall clock's whole seconds: a container's start
+        # time, from which the operator measures an actuation, is kept to the second, so its
+        # truncation (up to 1 s) is then about the same in every run.
+        started = time.monotonic() + math.ceil(time.time()) - time.time()
+        loaded_before = os.getloadavg()[0]
         process = world.operator(name="fidelity")
         world.wait(
             lambda: any(is_ready(p) for p in world.launchers(NODE)) or None,
@@ -183,11 +192,20 @@ def run_live(out_dir: Path) -> Path:
         time.sleep(SETTLE_S)
         process.stop()
         shutil.copy(process.trace, out_dir / "operator-events.jsonl")
+        load = [round(loaded_before, 2), round(os.getloadavg()[0], 2)]
+        (out_dir / LOAD_FILE).write_text(json.dumps(load) + "\n")
         world.close()
         return out_dir / "operator-events.jsonl"
     finally:
         cluster.down(c, remove_state=True)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def run_load(trace: Path) -> list[float] | None:
+    """The 1-minute load average before and after the live run that wrote ``trace``, if it
+    was recorded beside it."""
+    path = trace.parent / LOAD_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _latencies(actuations: list[dict[str, Any]], path: str) -> list[float]:
@@ -262,6 +280,7 @@ def main() -> int:
             {
                 "trace": str(traces[k]),
                 "calibrated_on_it": k == 0,
+                "load_average_1m_before_after": run_load(traces[k]),
                 "live": live,
                 "difference": differences(live, simulated),
                 "difference_uncalibrated": differences(live, uncalibrated),
