@@ -15,6 +15,7 @@ Without it, every Pod gets KWOK's fake lifecycle, as before.
 
 import http.client
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -30,8 +31,8 @@ import yaml
 
 from fma.testcluster import components, nodes, pki, process
 from fma.testcluster.components import POD_RUNNER, Layout
-from fma.testcluster.podrunner import network, stages
-from fma.testcluster.podrunner.context import RunnerConfig
+from fma.testcluster.podrunner import kubelet_api, network, stages
+from fma.testcluster.podrunner.context import SYSTEM_PATH, RunnerConfig
 from fma.testcluster.ports import free_ports
 from fma.testcluster.process import ComponentFailed, Running
 from fma.testcluster.state import LocalCluster
@@ -125,11 +126,22 @@ def _start_and_wait(
             components.args(name, lay),
             lay.log(name),
             die_with_parent=die_with_parent,
+            env=_environment(name, lay),
         )
         started.append(comp)
         batch.append(comp)
     for comp in batch:
         _await_healthy(comp, components.health_url(comp.name, lay), START_TIMEOUT_S, started)
+
+
+def _environment(component: str, lay: Layout) -> dict[str, str] | None:
+    """KWOK finds the programs of ``kubectl exec`` through the exec shims first; the others
+    get ours."""
+    if component != "kwok" or not lay.pod_runner:
+        return None
+    env = dict(os.environ)
+    env["PATH"] = f"{lay.kubelet_dir / 'bin'}:{env.get('PATH', SYSTEM_PATH)}"
+    return env
 
 
 def _fma_program() -> Path:
@@ -143,10 +155,17 @@ def _fma_program() -> Path:
     return Path(found)
 
 
+def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
 def _write_runner_files(
     lay: Layout, net: network.PodNetwork, names: list[str], namespace: str
 ) -> None:
     lay.kwok_config.write_text(yaml.safe_dump_all(stages.pod_stages(), sort_keys=False))
+    fma = _fma_program()
+    search_path = [fma.parent, *(Path(d) for d in SYSTEM_PATH.split(":"))]
+    kubelet_api.install_exec_shims(lay.kubelet_dir, search_path)
     RunnerConfig(
         state_dir=lay.state_dir,
         kubeconfig=lay.kubeconfig,
@@ -155,7 +174,7 @@ def _write_runner_files(
         apiserver_port=lay.ports["kube-apiserver"],
         nodes=tuple(names),
         gpu_map_namespace=namespace,
-        fma=_fma_program(),
+        fma=fma,
         health_port=lay.ports[POD_RUNNER],
     ).save(lay.runner_config)
 
@@ -242,6 +261,11 @@ def up(
         report("starting kube-apiserver")
         _start_and_wait(lay, ["kube-apiserver"], started, die_with_parent=die_with_parent)
         record()
+        if net is not None:  # before KWOK, which watches them
+            crds = kubelet_api.crds()
+            kubectl(lay, "apply", "-f", "-", stdin=json.dumps(_as_list(crds)))
+            established = [f"crd/{crd['metadata']['name']}" for crd in crds]
+            kubectl(lay, "wait", "--for=condition=Established", "--timeout=30s", *established)
         last = ["kube-controller-manager", "kube-scheduler", "kwok"]
         last += [POD_RUNNER] if net is not None else []
         report(f"starting {', '.join(last)}")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from fma.testcluster.nodes import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
+from fma.testcluster.nodes import KUBELET_ADDRESS_TYPE, KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
+from fma.testcluster.podrunner.kubelet_api import KINDS as KWOK_KUBELET_KINDS
 
 COMPONENTS: Final = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 """The built programs, in start order; they stop in the reverse order."""
@@ -82,6 +83,11 @@ class Layout:
         return self.state_dir / "kwok.yaml"
 
     @property
+    def kubelet_dir(self) -> Path:
+        """The exec shim and its links, KWOK's ``PATH`` (podrunner.kubelet_api)."""
+        return self.state_dir / "kubelet"
+
+    @property
     def runner_config(self) -> Path:
         return self.state_dir / "pod-runner.json"
 
@@ -133,6 +139,8 @@ def args(component: str, lay: Layout) -> list[str]:
             "--enable-aggregator-routing=true",
             # No kubelets or real endpoints: do not keep rewriting the kubernetes Service's.
             "--endpoint-reconciler-type=none",
+            # Every node's kubelet API is KWOK's server, at the nodes' InternalDNS address.
+            f"--kubelet-preferred-address-types={KUBELET_ADDRESS_TYPE}",
             "--profiling=false",
         ]
     if component in ("kube-controller-manager", "kube-scheduler"):
@@ -154,6 +162,8 @@ def args(component: str, lay: Layout) -> list[str]:
         ]
     if component == "kwok":
         config = [f"--config={lay.kwok_config}"] if lay.pod_runner else []
+        if lay.pod_runner:  # the runner publishes these per Pod (podrunner.kubelet_api)
+            config.append(f"--enable-crds={','.join(KWOK_KUBELET_KINDS)}")
         return [
             *config,
             f"--kubeconfig={lay.kubeconfig}",
@@ -164,6 +174,9 @@ def args(component: str, lay: Layout) -> list[str]:
             "--node-ip=10.0.0.1",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{p['kwok']}",
+            # The nodes' kubelet endpoint (daemonEndpoints), where the apiserver proxies
+            # logs, exec and port-forward: KWOK's own server.
+            f"--node-port={p['kwok']}",
         ]
     if component == POD_RUNNER:
         return ["-m", "fma.testcluster.podrunner", f"--config={lay.runner_config}"]

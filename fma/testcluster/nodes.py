@@ -15,6 +15,9 @@ from typing import Any, Final
 from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_GPU_PRESENT, LABEL_HOSTNAME, RESOURCE_GPU
 
 KWOK_ANNOTATION: Final = "kwok.x-k8s.io/node"
+KUBELET_ADDRESS_TYPE: Final = "InternalDNS"
+"""The node address the apiserver reaches the node's kubelet API at: ``localhost``, where
+KWOK serves it for every node (the InternalIP stays the node's own, distinct address)."""
 KWOK_ANNOTATION_VALUE: Final = "fake"
 NODE_PREFIX: Final = "gpu-node-"
 
@@ -77,6 +80,7 @@ def node_manifest(name: str, index: int, gpus: int, pod_cidr: str | None = None)
             "addresses": [
                 {"type": "InternalIP", "address": f"10.0.0.{index + 2}"},
                 {"type": "Hostname", "address": name},
+                {"type": KUBELET_ADDRESS_TYPE, "address": "localhost"},
             ],
             "nodeInfo": {
                 "architecture": "amd64",

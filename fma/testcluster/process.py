@@ -40,9 +40,17 @@ def _die_with_parent() -> None:
 
 
 def start(
-    name: str, binary: Path, args: list[str], log: Path, *, die_with_parent: bool = False
+    name: str,
+    binary: Path,
+    args: list[str],
+    log: Path,
+    *,
+    die_with_parent: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Running:
     """Start ``binary args`` detached, appending its output to ``log``.
+
+    ``env`` is the environment (default: ours).
 
     ``die_with_parent`` ties the component's life to this process (a test session killed
     with SIGKILL, or by a CI time-out, then leaves nothing behind); without it the component
@@ -57,6 +65,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent else None,
+            env=env,
         )
     return Running(name=name, pid=proc.pid, binary=str(binary), log=str(log))
 

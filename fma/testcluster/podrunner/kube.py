@@ -29,6 +29,7 @@ class Kube:
 
         # Any: the calls pass plain JSON bodies and read raw responses, not the models.
         self.core: Any = client.CoreV1Api(api_client)
+        self.custom: Any = client.CustomObjectsApi(api_client)
         self._gpu_map_namespace = gpu_map_namespace
 
     @staticmethod
@@ -94,4 +95,32 @@ class Kube:
             )
         except Exception as error:
             if _status(error) not in (404, 409):
+                raise
+
+    def apply_custom(self, obj: dict[str, Any], plural: str) -> None:
+        """Server-side apply a namespaced custom object (created, or made to match)."""
+        group, version = str(obj["apiVersion"]).split("/")
+        meta = obj["metadata"]
+        self.custom.patch_namespaced_custom_object(
+            group,
+            version,
+            meta["namespace"],
+            plural,
+            meta["name"],
+            obj,
+            field_manager="fma-pod-runner",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+            _preload_content=False,
+        )
+
+    def delete_custom(self, api_version: str, plural: str, namespace: str, name: str) -> None:
+        """Delete a namespaced custom object; one already gone is fine."""
+        group, version = api_version.split("/")
+        try:
+            self.custom.delete_namespaced_custom_object(
+                group, version, namespace, plural, name, _preload_content=False
+            )
+        except Exception as error:
+            if _status(error) != 404:
                 raise

@@ -1,11 +1,12 @@
 """One Pod's life on the runner, as a kubelet's pod worker lives it.
 
 :class:`PodWorker` admits the Pod (GPUs), creates its sandbox (network namespace and Pod IP)
-and volumes, runs its init containers one after another and then its containers side by
-side, each with its probes and restarts, and keeps the status subresource up to date. On
-deletion it stops the processes (SIGTERM, the grace period, SIGKILL), releases GPUs and
-sandbox, writes the final status and finishes the deletion with grace 0 and a UID
-precondition; finalizers keep the object (not the processes) until others remove them.
+and volumes, publishes its kubelet API configuration (:mod:`.kubelet_api`), runs its init
+containers one after another and then its containers side by side, each with its probes and
+restarts, and keeps the status subresource up to date. On deletion it stops the processes
+(SIGTERM, the grace period, SIGKILL), releases GPUs and sandbox, writes the final status and
+finishes the deletion with grace 0 and a UID precondition; finalizers keep the object (not
+the processes) until others remove them.
 
 Times, chosen for tests (see docs/testcluster.md): a deletion's grace period is the Pod's,
 at most :data:`DELETE_GRACE_MAX_S`; a Pod removed from the API without one (force
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from fma.api.constants import ENV_NVIDIA_VISIBLE_DEVICES
-from fma.testcluster.podrunner import gpus, netns, prober, probes, status
+from fma.testcluster.podrunner import gpus, kubelet_api, netns, prober, probes, status
 from fma.testcluster.podrunner.context import Context
 from fma.testcluster.podrunner.env import ConfigError, EnvSources, resolve, service_env
 from fma.testcluster.podrunner.hosts import write_hosts_file
@@ -158,6 +159,8 @@ class PodWorker:
             await self._stop_all()
             await self._release()
         await self._terminate.wait()
+        if not self.ctx.shutting_down:  # a finished Pod's logs stay readable until deletion
+            await self._kubelet_api(publish=False)
         with contextlib.suppress(Exception):
             await self._write_status()
         if not self.gone and not self.ctx.shutting_down:
@@ -213,6 +216,7 @@ class PodWorker:
         )
         self.view.pod_ip, self.view.sandbox_ready = ip, True
         self._mark_dirty()
+        await self._kubelet_api(publish=True)
         while not self._terminate.is_set():
             try:
                 await self.ctx.call(self._mount_volumes)
@@ -441,6 +445,28 @@ class PodWorker:
     async def _stop_all(self) -> None:
         running = [p for p in self._procs.values() if p.running]
         await asyncio.gather(*(p.stop(self._grace) for p in running))
+
+    async def _kubelet_api(self, *, publish: bool) -> None:
+        """Publish (or withdraw) the Pod's logs, exec and port-forward configuration."""
+
+        async def one(resource: dict[str, Any]) -> None:
+            plural = kubelet_api.KINDS[resource["kind"]]
+            try:
+                if publish:
+                    await self.ctx.call(self.ctx.kube.apply_custom, resource, plural)
+                else:
+                    await self.ctx.call(
+                        self.ctx.kube.delete_custom,
+                        resource["apiVersion"], plural, self.namespace, self.name,
+                    )  # fmt: skip
+            except Exception as error:  # the Pod runs without it, as without a kubelet API
+                _LOG.warning(
+                    "pod %s/%s: %s %s: %s", self.namespace, self.name,
+                    "publishing" if publish else "withdrawing", resource["kind"], error,
+                )  # fmt: skip
+
+        resources = kubelet_api.pod_resources(self.pod, self.dir, self.view.pod_ip)
+        await asyncio.gather(*(one(resource) for resource in resources))
 
     async def _release(self) -> None:
         self.ctx.gpus.release(self.uid + "/")

@@ -3,8 +3,8 @@
 A container run is ``python -I -S sandbox_exec.py ... -- <fma> <args>`` (see
 :mod:`.sandbox_exec`), started from the runner's event-loop thread (so the parent-death
 signal is tied to a thread that lives as long as the runner), in a session of its own, with
-stdout and stderr appended to the run's log file. Its exit is noticed through a pidfd on the
-event loop, without a thread per process.
+stdout and stderr drained into the run's logs (:mod:`.crilog`). Its exit is noticed through
+a pidfd on the event loop, without a thread per process.
 
 When the main process has exited, whatever it left in its cgroup is killed, as a container's
 other processes die with its init. :meth:`ContainerProcess.stop` sends SIGTERM to the
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from fma.testcluster.podrunner import cgroups
+from fma.testcluster.podrunner import cgroups, crilog
 
 _LOG = logging.getLogger(__name__)
 SANDBOX_EXEC: Final = Path(__file__).with_name("sandbox_exec.py")
@@ -78,16 +78,23 @@ class ContainerProcess:
         if launch.hosts is not None:
             helper.append(f"--hosts={launch.hosts}")
         helper += [f"--workdir={launch.workdir}", "--", *launch.argv]
-        with launch.log.open("ab") as out:
+        cri = launch.log.with_suffix(".cri")
+        output = crilog.OutputPipes(launch.log, cri, loop)
+        try:
             self._popen = subprocess.Popen(
                 helper,
                 env=dict(launch.env),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=output.stdout,
+                stderr=output.stderr,
                 start_new_session=True,
                 close_fds=True,
             )
+        except BaseException:
+            output.abandon()
+            raise
+        output.started()
+        crilog.rotate(launch.log.parent, cri)
         self.pid = self._popen.pid
         launch.pid_file.write_text(f"{self.pid} {_start_time(self.pid)}\n")
         self.exited: asyncio.Future[int] = loop.create_future()
