@@ -11,7 +11,9 @@ or, in the operator's trace, its actuation's time less its latency.
   operator's trace, the requester Pod's creation to its container's start as the Pod's
   timestamps (whole seconds) tell them;
 - ``requester_start_s``: a requester's container start to its GPUs learnt from its SPI
-  (``accelerators``), median less the call (``http_call_s``);
+  (``accelerators``), median less the call (``http_call_s``). The operator's container start
+  is the Pod's ``startedAt``, kept to the second, so from its trace this includes the
+  truncation (0 to 1 s), as the operator's actuation latencies do;
 - ``controller_reaction_s``: the GPUs learnt to the requester's ``bind``, median less
   ``watch_delay_s``. The operator records an action when it is done, the simulator when it
   starts, so this reaction includes the writes before the bind (the finalizer), about what a
