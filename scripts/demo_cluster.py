@@ -10,7 +10,9 @@ cold, a warm and a hot actuation shown live.
    - **warm**: a population policy keeps a second launcher on that node; requester ``qwen``
      gets a new instance from it;
    - **hot**: ``smollm`` is scaled to 0 (its instance falls asleep) and back to 1 (it is woken);
-3. the Events of the actuations and ``fma_actuation_seconds`` from the operator's ``/metrics``;
+3. the Events of the actuations, ``fma_actuation_seconds`` from the operator's ``/metrics``
+   and the end of its log (``kubectl logs``, served through the test control plane's kubelet
+   API);
 4. ``fma testcluster down`` (``KEEP=1`` keeps the cluster and says how to remove it).
 """
 
@@ -228,6 +230,8 @@ def report(cluster: Cluster) -> None:
     print(f"\n{'path':<15}{'count':>6}{'mean (s)':>10}")
     for path in sorted(counts):
         print(f"{path:<15}{counts[path]:>6g}{sums[path] / counts[path]:>10.2f}")
+    say("kubectl logs deployment/fma-dual-pods-controller --tail=15")
+    print(cluster.kubectl("logs", "deployment/fma-dual-pods-controller", "--tail=15"), end="")
 
 
 def main() -> int:
