@@ -26,11 +26,20 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_COMPONENT, LABEL_DUAL, LABEL_SLEEPING
+from fma.api.constants import (
+    ANN_INFERENCE_SERVER_CONFIG,
+    ANN_REQUESTER,
+    CONFIGMAP_GPU_MAP,
+    LABEL_COMPONENT,
+    LABEL_DUAL,
+    LABEL_SLEEPING,
+)
+from fma.core.admission import PodMeta, update_denial
+from fma.testcluster.cluster import kubectl
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
 from tests.integration.conftest import GPU_MAP_NAMESPACE
-from tests.integration.operator.harness import World, is_ready, labels
+from tests.integration.operator.harness import Obj, World, is_ready, labels
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +48,7 @@ RELEASE = "fma"
 NODE = "gpu-node-0"
 LAUNCHER_SA = "fma-launcher"
 DENIALS = ("403", "Forbidden", "forbidden")
+ADMIN = "kubernetes-admin"  # the test control plane's admin: no FMA controller
 
 
 @dataclass
@@ -190,6 +200,7 @@ def test_the_chart_serves_a_requester_warm_then_hot(release: Release, world: Wor
             {"metadata": {"labels": {LABEL_DUAL: "x"}}},
         )
     assert "may be changed only by the FMA controllers" in str(refused.value.body)
+    _upstream_admission_cases(release, requester, launcher)
 
     world.scale("rs1", 0)
     world.gone("rs1")
@@ -214,10 +225,81 @@ def test_the_chart_serves_a_requester_warm_then_hot(release: Release, world: Wor
     found = release.metrics()
     count = "fma_actuation_seconds_count"
     for path in ("warm", "hot"):
-        series = (("exported_namespace", world.namespace), ("isc_name", "isc1"), ("path", path))
+        series = (
+            ("exported_namespace", world.namespace),
+            ("instancesDeleted", "0"),  # no sleeper had to go to make room
+            ("isc_name", "isc1"),
+            ("path", path),
+        )
         assert found.get((count, series)) == 1, sorted(k for k in found if k[0] == count)
     assert found[("leader_election_master_status", (("name", "fma-controller"),))] == 1
 
     log = release.operator_log()
     assert log, "no operator log: the denial check below would be vacuous"
     assert not [line for line in log.splitlines() if any(d in line for d in DENIALS)], log[-4000:]
+
+
+def _upstream_admission_cases(release: Release, requester: Obj, launcher: Obj) -> None:
+    """Upstream's admission-policy checks 1-9, numbered as upstream numbers them, as
+    ``kubectl label``/``annotate`` by the cluster admin (no FMA controller) against the bound
+    pair the chart's operator just made: the Kubernetes API server evaluates the chart's CEL,
+    and each outcome must agree with the pure rule the policies are generated from."""
+    namespace = release.namespace
+    unbound, ordinary = "unbound-requester", "ordinary"
+    for name, marks in (
+        (unbound, {ANN_INFERENCE_SERVER_CONFIG: "no-such-isc"}),
+        (ordinary, {}),
+    ):
+        release.core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": name, "annotations": marks},
+                "spec": {"containers": [{"name": "c", "image": "example.com/ordinary:1"}]},
+            },
+        )
+    bound_requester = requester["metadata"]["name"]
+    bound_launcher = launcher["metadata"]["name"]
+    cases = [
+        (1, bound_launcher, ("annotate", f"{ANN_REQUESTER}=someone else"), False),
+        (2, bound_launcher, ("label", f"{LABEL_DUAL}=other"), False),
+        (3, bound_launcher, ("label", f"{LABEL_DUAL}-"), False),
+        (4, bound_requester, ("annotate", f"{ANN_INFERENCE_SERVER_CONFIG}=isc2"), False),
+        (5, bound_requester, ("annotate", f"{ANN_INFERENCE_SERVER_CONFIG}-"), False),
+        (6, bound_requester, ("label", "team=inference"), True),
+        (7, unbound, ("annotate", f"{ANN_INFERENCE_SERVER_CONFIG}=isc2"), True),
+        (8, unbound, ("label", "team=inference"), True),
+        (9, ordinary, ("label", "team=inference"), True),
+    ]
+    outcomes = {}
+    for number, pod, (verb, change), _allowed in cases:
+        before = _meta(release.core.read_namespaced_pod(pod, namespace))
+        done = kubectl(
+            release.cluster, "--namespace", namespace, verb, "pod", pod, change, "--overwrite",
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0 or "denied" in done.stderr, (number, done.stderr)
+        outcomes[number] = done.returncode == 0
+        after = _meta(release.core.read_namespaced_pod(pod, namespace))
+        if outcomes[number]:  # the pure rule, on the change that was made, agrees
+            assert update_denial(before, after, ADMIN) is None, number
+        else:
+            assert after == before, number  # nothing of a denied change was written
+            assert update_denial(before, _changed(before, verb, change), ADMIN), number
+    assert outcomes == {number: allowed for number, _, _, allowed in cases}
+
+
+def _meta(pod: Any) -> PodMeta:
+    return PodMeta(dict(pod.metadata.labels or {}), dict(pod.metadata.annotations or {}))
+
+
+def _changed(meta: PodMeta, verb: str, change: str) -> PodMeta:
+    """``meta`` after ``kubectl label|annotate KEY=VALUE`` (or ``KEY-``)."""
+    target = dict(meta.labels if verb == "label" else meta.annotations)
+    if change.endswith("-"):
+        target.pop(change[:-1], None)
+    else:
+        key, value = change.split("=", 1)
+        target[key] = value
+    if verb == "label":
+        return PodMeta(target, meta.annotations)
+    return PodMeta(meta.labels, target)
