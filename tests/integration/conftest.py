@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ from fma.testcluster.wait import wait_until
 NODE_COUNT = 2
 GPUS_PER_NODE = 8
 GPU_MAP_NAMESPACE = "fma-system"
+
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def helm_in(testcluster: LocalCluster, home: Path, timeout: float = 180) -> Helm:
+    """The cluster's helm against it, its repository cache and config kept under ``home``
+    (out of the user's home): ``helm("install", ...)`` returns the finished process."""
+    env = {
+        **testcluster.env(),
+        "HELM_CACHE_HOME": str(home / "helm-cache"),
+        "HELM_CONFIG_HOME": str(home / "helm-config"),
+        "HELM_DATA_HOME": str(home / "helm-data"),
+    }
+
+    def helm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(testcluster.helm), *args], capture_output=True, text=True, env=env, timeout=timeout
+        )
+
+    return helm
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from fma.api.constants import CONFIGMAP_GPU_MAP, LABEL_GPU_PRESENT, RESOURCE_GPU
 from fma.testcluster.cluster import kubectl
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
+from tests.integration.conftest import helm_in
 
 pytestmark = pytest.mark.integration
 
@@ -224,18 +224,7 @@ def test_validating_admission_policy_is_enforced(
 def test_helm_installs_a_chart_and_waits(
     testcluster: LocalCluster, namespace: str, tmp_path: Any
 ) -> None:
-    env = {
-        **testcluster.env(),
-        # Keep helm's repository cache and config out of the user's home.
-        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
-        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
-        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
-    }
-
-    def helm(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(testcluster.helm), *args], capture_output=True, text=True, env=env, timeout=120
-        )
+    helm = helm_in(testcluster, tmp_path, timeout=120)
 
     assert helm("version", "--short").stdout.startswith("v3.")
     chart = tmp_path / "tiny"

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fma.api.constants import LABEL_COMPONENT
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
+from tests.integration.conftest import helm_in
 
 pytestmark = pytest.mark.integration
 
@@ -62,17 +63,7 @@ def installed(
 ) -> Iterator[Installed]:
     if testcluster.pod_network is None:
         pytest.skip("no pod runner on this machine (needs root): the operator's Pods cannot run")
-    env = {
-        **testcluster.env(),
-        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
-        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
-        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
-    }
-
-    def helm(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(testcluster.helm), *args], capture_output=True, text=True, env=env, timeout=180
-        )
+    helm = helm_in(testcluster, tmp_path, timeout=180)
 
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"image": {"tag": "test"}}))
