@@ -1324,6 +1324,10 @@ class K8sExecutor:
         uid = provider.uid if provider is not None and provider.uid else uid_of(pod)
         subject = _Subject(SubjectKind.PROVIDER, action.provider, pod)
         await self._delete_pod(subject, uid, None, "the deletion")
+        log.info(
+            "Deleted server-providing pod %s",
+            log_fields(pod=action.provider, reason=action.reason),
+        )
         self.trace.record(
             "provider_deleting", provider=action.provider, reason=action.reason, by="controller"
         )

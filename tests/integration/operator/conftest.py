@@ -18,7 +18,7 @@ from fma.testcluster.cluster import kubectl
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
 from tests.integration.conftest import GPU_MAP_NAMESPACE
-from tests.integration.operator.harness import World, copy_gpu_map
+from tests.integration.operator.harness import World, copy_gpu_map, decision_lines
 
 CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
 
@@ -78,6 +78,8 @@ def world(
             for process in w.operators:
                 print(f"\n--- {process.log} (last 6000 characters) ---")
                 print(process.log_text()[-6000:])
+                print(f"\n--- {process.trace} (last 80 decisions) ---")
+                print("\n".join(decision_lines(process.events())[-80:]))
         for process in w.operators:
             breaches = check_safety(process.events())
             assert not breaches, f"{process.trace}: {breaches[:3]}"

@@ -43,6 +43,7 @@ from fma.api.constants import (
     SPI_ACCELERATORS_PATH,
     VERSION,
 )
+from fma.testcluster.podrunner.gpus import requested
 from fma.testcluster.state import LocalCluster
 from fma.testcluster.wait import wait_until
 
@@ -388,6 +389,25 @@ class World:
                 raise AssertionError(f"the operator exited: {process.log_text()[-3000:]}")
         return wait_until(probe, timeout=timeout, what=what, interval=0.2, max_interval=0.5)
 
+    def wait_gpus_free(self, timeout: float = TIMEOUT) -> None:
+        """Wait until no Pod of another namespace holds GPUs: Pods an earlier test left stopping
+        keep theirs until their processes are gone, and the pod runner gives each Pod the
+        lowest free GPUs, so a test that says which GPUs its Pods share needs them all free."""
+
+        def free() -> bool:
+            pods = self.core.list_pod_for_all_namespaces().items
+            return not any(
+                pod.metadata.namespace != self.namespace
+                and pod.status.phase not in ("Succeeded", "Failed")
+                and any(
+                    requested(self.api.sanitize_for_serialization(c)) > 0
+                    for c in pod.spec.containers
+                )
+                for pod in pods
+            )
+
+        self.wait(free, "the GPUs other namespaces' Pods hold to be free", timeout)
+
     def served(self, rs: str, timeout: float = TIMEOUT) -> tuple[Obj, Obj]:
         """Wait until ReplicaSet ``rs`` has exactly one requester, Ready, bound both ways
         (``dual`` labels): (requester, provider)."""
@@ -489,6 +509,20 @@ def poll(seconds: float) -> Iterator[None]:
     while time.monotonic() < deadline:
         yield
         time.sleep(0.2)
+
+
+def decision_lines(events: list[Obj]) -> list[str]:
+    """The operator trace as one short line per event (clock, kind, the rest as key=value):
+    what a failed test prints to say what was decided."""
+    lines = []
+    for event in events:
+        rest = " ".join(
+            f"{key}={str(value)[:48]}" for key, value in event.items() if key not in ("t", "kind")
+        )
+        t = float(event.get("t", 0.0))
+        clock = time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}"
+        lines.append(f"{clock} {event.get('kind')} {rest}")
+    return lines
 
 
 def events_about(world: World, name: str) -> list[Obj]:

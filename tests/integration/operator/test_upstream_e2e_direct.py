@@ -41,6 +41,7 @@ PORT = 8005
 
 
 def start(world: World) -> None:
+    world.wait_gpus_free()  # the cases say which GPU each requester gets: the lowest free one
     world.operator("--sleeping-per-gpu-max", "10Gi")
 
 

@@ -35,6 +35,7 @@ TEMPLATE_ANNOTATIONS = {"example.com/owner": "serving"}
 
 
 def setup(world: World, *, per_node: int = 1) -> None:
+    world.wait_gpus_free()  # a replacement gets the same GPU back only if none is held
     world.launcher_config(
         "lc1", max_instances=2, labels=TEMPLATE_LABELS, annotations=TEMPLATE_ANNOTATIONS
     )
