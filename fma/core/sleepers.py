@@ -20,7 +20,7 @@ Which sleeper goes first is an :class:`EvictionPolicy`, chosen by name.
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from fma.core.memo import MAX_ENTRIES, PerObject
+from fma.core.memo import PerObject
 from fma.core.model import (
     AWAKE,
     FALLING_ASLEEP,
@@ -224,30 +224,6 @@ class Tally:
                     residues[uuid] = residues.get(uuid, 0) + 1
         return tally
 
-    def __eq__(self, other: object) -> bool:
-        """Two tallies are equal when they count the same instances against the same limits
-        (GPUs whose count went back to zero are no different from GPUs never counted)."""
-        if not isinstance(other, Tally):
-            return NotImplemented
-
-        def nonzero(counts: dict[str, int]) -> dict[str, int]:
-            return {k: v for k, v in counts.items() if v}
-
-        return (
-            self._host_limit == other._host_limit
-            and self._per_gpu_max == other._per_gpu_max
-            and self._residue == other._residue
-            and self._memory == other._memory
-            and self._host == other._host
-            and nonzero(self._held) == nonzero(other._held)
-            and nonzero(self._residues) == nonzero(other._residues)
-            and nonzero(self._claims) == nonzero(other._claims)
-            and self._sleeping.keys() == other._sleeping.keys()
-            and self._awake.keys() == other._awake.keys()
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
     def copy(self) -> "Tally":
         other = _TallyCopy()
         other._empty(self._host_limit, self._per_gpu_max, self._residue, self._memory)
@@ -263,16 +239,14 @@ class Tally:
         for uuid in inst.gpu_uuids:
             counts[uuid] = counts.get(uuid, 0) + by
 
-    def add_sleeper(self, inst: Instance) -> bool:
-        """Count ``inst`` as a sleeper; False if it was counted already."""
+    def add_sleeper(self, inst: Instance) -> None:
         if id(inst) in self._sleeping:
-            return False
+            return
         self._sleeping[id(inst)] = inst
         self._host += inst.spec.weights_bytes
         self._count(self._held, inst, inst.bytes_per_gpu)
         if id(inst) not in self._awake:
             self._count(self._residues, inst, 1)
-        return True
 
     def remove_sleeper(self, inst: Instance) -> None:
         if self._sleeping.pop(id(inst), None) is None:
@@ -282,17 +256,15 @@ class Tally:
         if id(inst) not in self._awake:
             self._count(self._residues, inst, -1)
 
-    def add_awake(self, inst: Instance) -> bool:
-        """Count ``inst`` as awake; False if it was counted already."""
+    def add_awake(self, inst: Instance) -> None:
         if id(inst) in self._awake:
-            return False
+            return
         self._awake[id(inst)] = inst
         for uuid in inst.gpu_uuids:
             claim = gpu_claim_bytes(inst, self._memory.get(uuid, 0))
             self._claims[uuid] = self._claims.get(uuid, 0) + claim
         if id(inst) in self._sleeping:
             self._count(self._residues, inst, -1)  # claimed in full now, not as a residue
-        return True
 
     def remove_awake(self, inst: Instance) -> None:
         if self._awake.pop(id(inst), None) is None:
@@ -394,72 +366,18 @@ class Ledger:
 _last: list[tuple[object, Policy, Ledger]] = []
 """The last ledger built (one entry): a plan asks for it many times, for the same snapshot."""
 
-_BY_NODE: dict[str, tuple[Node, Policy, tuple[Provider, ...], Ledger]] = {}
-"""Per node name, the last ledger built and what it was built from: the next snapshot of that
-node mostly shows the same provider objects, so only the changed ones are counted again."""
-
 
 def ledger(snapshot: NodeSnapshot, policy: Policy) -> Ledger:
     """The :class:`Ledger` of a snapshot (whose node must be known). Pure: memoised on the
-    snapshot object, which is frozen, and derived from the node's previous ledger when the node
-    and policy are the same objects (equal to building it anew, :func:`_ledger_of`)."""
+    snapshot object, which is frozen."""
     if _last and _last[0][0] is snapshot and _last[0][1] is policy:
         return _last[0][2]
-    node = snapshot.node
-    assert node is not None
-    providers = snapshot.providers
-    before = _BY_NODE.get(snapshot.node_name)
-    if before is not None and before[0] is node and before[1] is policy:
-        book = _ledger_after(before, providers)
-    else:
-        book = _ledger_of(node, providers, policy)
-    if len(_BY_NODE) >= MAX_ENTRIES:
-        _BY_NODE.clear()
-    _BY_NODE[snapshot.node_name] = (node, policy, providers, book)
+    assert snapshot.node is not None
+    sleepers = tuple(sleepers_on(snapshot.providers))
+    awake = tuple(i for p in snapshot.providers for i in _AWAKE.of(p, _awake_of))
+    book = Ledger(sleepers, awake, Tally.of(snapshot.node, sleepers, awake, policy))
     _last[:] = [(snapshot, policy, book)]
     return book
-
-
-def _ledger_of(node: Node, providers: Sequence[Provider], policy: Policy) -> Ledger:
-    """The ledger of these providers on ``node``, counted from every sleeper."""
-    sleepers = tuple(sleepers_on(providers))
-    awake = tuple(i for p in providers for i in _AWAKE.of(p, _awake_of))
-    return Ledger(sleepers, awake, Tally.of(node, sleepers, awake, policy))
-
-
-def _ledger_after(
-    before: tuple[Node, Policy, tuple[Provider, ...], Ledger], providers: tuple[Provider, ...]
-) -> Ledger:
-    """The ledger of ``providers`` on the node and under the policy of ``before`` (the last
-    ledger built there, with what it was built from): only the providers that are not the same
-    objects as then are counted again. Each instance object belongs to one provider (both
-    adapters build an instance's view for its own provider); if one is found twice, the ledger
-    is counted anew."""
-    node, policy, old_providers, old = before
-    kept = {id(p) for p in old_providers} & {id(p) for p in providers}
-    if len(kept) == len(providers) == len(old_providers):
-        return old
-    if not kept:
-        return _ledger_of(node, providers, policy)
-    tally = old.tally.copy()
-    for p in old_providers:
-        if id(p) not in kept:
-            for inst in _AWAKE.of(p, _awake_of):
-                tally.remove_awake(inst)
-            for s in _SLEEPERS.of(p, _sleepers_of):
-                tally.remove_sleeper(s.instance)
-    added = [p for p in providers if id(p) not in kept]
-    for p in added:
-        for inst in _AWAKE.of(p, _awake_of):
-            if not tally.add_awake(inst):
-                return _ledger_of(node, providers, policy)
-    for p in added:
-        for s in _SLEEPERS.of(p, _sleepers_of):
-            if not tally.add_sleeper(s.instance):
-                return _ledger_of(node, providers, policy)
-    sleepers = tuple(sleepers_on(providers))
-    awake = tuple(i for p in providers for i in _AWAKE.of(p, _awake_of))
-    return Ledger(sleepers, awake, tally)
 
 
 def _awake_of(p: Provider) -> tuple[Instance, ...]:
