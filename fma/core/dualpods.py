@@ -29,8 +29,6 @@ plan. Finally every decision a user would want to see gets its Event
 (:func:`fma.core.reasons.narrate`).
 """
 
-from collections import Counter
-
 from fma.api.constants import LABEL_DUAL, LABEL_INSTANCE, LABEL_SLEEPING
 from fma.core import housekeeping, launchers, population
 from fma.core.actions import (
@@ -134,13 +132,13 @@ def plan_node(snapshot: NodeSnapshot, *, now_s: float, policy: Policy) -> Plan:
         claimed.update(_providers_touched(tidy.actions))
         plan, sleeping = _one_sleep_at_a_time(plan, tidy, sleeping)
     placed: set[str] = set()
-    created: Counter[str] = Counter()
+    created: dict[str, int] = {}
     released: set[str] = set()
     for a in plan.actions:
-        if isinstance(a, Bind | CreateLauncher) and a.requester_uid is not None:
+        if isinstance(a, (Bind, CreateLauncher)) and a.requester_uid is not None:
             placed.add(a.requester_uid)
             if isinstance(a, CreateLauncher):
-                created[a.launcher_config] += 1
+                created[a.launcher_config] = created.get(a.launcher_config, 0) + 1
         elif isinstance(a, Unbind):
             released.add(a.provider)
     plan += population.plan_population(

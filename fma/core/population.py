@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from fma.core import launchers
 from fma.core.actions import NOTHING, Action, CreateLauncher, DeleteProvider, Plan
+from fma.core.memo import PerObject
 from fma.core.model import (
     LAUNCHER,
     SLEEPING,
@@ -122,7 +123,7 @@ def _plan_one(
     if have > desired:
         removable = current
         if policy.keep_launchers_with_sleepers:
-            removable = [p for p in current if not launchers.has_live_instances(p)]
+            removable = [p for p in current if not _LIVE.of(p, launchers.has_live_instances)]
         removable = sorted(removable, key=lambda p: (_sleepers(p), _last_use_s(p), p.name))
         actions += [DeleteProvider(p.name, SURPLUS) for p in removable[: have - desired]]
     elif have < desired and snapshot.node.schedulable and snapshot.node.ready:
@@ -132,6 +133,11 @@ def _plan_one(
         ]
     waits = [policy.ready_timeout_s - p.not_ready_for_s(now_s) for p in current if not p.ready]
     return actions, min(waits) if waits else None
+
+
+_LIVE: PerObject[Provider, bool] = PerObject()
+"""Whether a launcher has live instances, once per provider object (every pass of a node asks
+it of each of the node's unbound launchers)."""
 
 
 def _waiting(snapshot: NodeSnapshot, placed: Collection[str]) -> dict[str, int]:

@@ -172,7 +172,7 @@ class Tally:
             node.host_memory_bytes * (1.0 - policy.host_memory_reserve_fraction),
             policy.sleeping_bytes_per_gpu_max,
             policy.sleeper_gpu_residue_bytes,
-            {g.uuid: g.memory_bytes for g in node.gpus},
+            _MEMORY.of(node, _memory_of),
         )
 
     def _empty(
@@ -198,8 +198,15 @@ class Tally:
         cls, node: Node, sleepers: Sequence[Sleeper], awake: Sequence[Instance], policy: Policy
     ) -> "Tally":
         tally = cls(node, policy)
+        # :meth:`add_awake` for each, inlined too (no sleeper is counted yet).
+        awake_ids, claims, memory = tally._awake, tally._claims, tally._memory
         for inst in awake:
-            tally.add_awake(inst)
+            key = id(inst)
+            if key in awake_ids:
+                continue
+            awake_ids[key] = inst
+            for uuid in inst.gpu_uuids:
+                claims[uuid] = claims.get(uuid, 0) + gpu_claim_bytes(inst, memory.get(uuid, 0))
         # :meth:`add_sleeper` for each, inlined: a node's sleepers are counted on every
         # placement, wake and sleep.
         sleeping, held, residues, awake_ids = (
@@ -373,16 +380,31 @@ def ledger(snapshot: NodeSnapshot, policy: Policy) -> Ledger:
     if _last and _last[0][0] is snapshot and _last[0][1] is policy:
         return _last[0][2]
     assert snapshot.node is not None
-    sleepers = tuple(sleepers_on(snapshot.providers))
-    awake = tuple(i for p in snapshot.providers for i in _AWAKE.of(p, _awake_of))
-    book = Ledger(sleepers, awake, Tally.of(snapshot.node, sleepers, awake, policy))
+    sleepers: list[Sleeper] = []
+    awake: list[Instance] = []
+    for p in snapshot.providers:
+        asleep, on_gpus = _HOLDINGS.of(p, _holdings_of)
+        if asleep:
+            sleepers += asleep
+        if on_gpus:
+            awake += on_gpus
+    book = Ledger(tuple(sleepers), tuple(awake), Tally.of(snapshot.node, sleepers, awake, policy))
     _last[:] = [(snapshot, policy, book)]
     return book
 
 
-def _awake_of(p: Provider) -> tuple[Instance, ...]:
-    return tuple(i for i in p.instances if i.state.on_gpus)
+def _holdings_of(p: Provider) -> tuple[tuple[Sleeper, ...], tuple[Instance, ...]]:
+    """A provider's sleepers (:func:`sleepers_on`) and its instances on their GPUs."""
+    return _SLEEPERS.of(p, _sleepers_of), tuple(i for i in p.instances if i.state.on_gpus)
 
 
-_AWAKE: PerObject[Provider, tuple[Instance, ...]] = PerObject()
-"""Each provider's instances on their GPUs, once per provider object."""
+_HOLDINGS: PerObject[Provider, tuple[tuple[Sleeper, ...], tuple[Instance, ...]]] = PerObject()
+"""Each provider's sleepers and instances on their GPUs, once per provider object."""
+
+
+def _memory_of(node: Node) -> dict[str, int]:
+    return {g.uuid: g.memory_bytes for g in node.gpus}
+
+
+_MEMORY: PerObject[Node, dict[str, int]] = PerObject()
+"""Each node's GPU memory by UUID, once per node object (a tally only reads it)."""

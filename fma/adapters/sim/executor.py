@@ -84,6 +84,12 @@ class SimExecutor:
                     warning=action.warning,
                 )
                 return _OK
+            case RelayReadiness():
+                return self._relay(action)
+            case UpdateRequesterMeta():
+                return self._update_requester(action)
+            case LabelProvider():
+                return self._label_provider(action)
             case CreateDirectProvider():
                 return self._create_direct_provider(action)
             case Bind():
@@ -115,12 +121,6 @@ class SimExecutor:
                     return _OK  # gone already: what was asked
                 self.cluster.delete_requester(action.requester_uid, action.reason, by="controller")
                 return _OK
-            case RelayReadiness():
-                return self._relay(action)
-            case UpdateRequesterMeta():
-                return self._update_requester(action)
-            case LabelProvider():
-                return self._label_provider(action)
             case SetRequesterStatus():
                 return self._set_status(action)
             case SetConfigStatus():
