@@ -17,7 +17,7 @@ for what they hold:
 Which sleeper goes first is an :class:`EvictionPolicy`, chosen by name.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fma.core.memo import PerObject
@@ -46,18 +46,14 @@ class Sleeper:
     """False for a sleeper that is bound (being woken) and so must not be taken."""
 
 
-def sleepers_on(providers: Iterable[Provider]) -> list[Sleeper]:
-    """Every sleeper on these providers, with whether it may be evicted.
+def _sleepers_of(p: Provider) -> tuple[Sleeper, ...]:
+    """Every sleeper on a provider, with whether it may be evicted.
 
     Instances moving weights count too (they hold host memory), and so does an awake instance
     of an unbound provider: it is on its way to sleep (or will be retired), and leaving it out
     would let two sleeps admitted one after the other overrun the budget together. Only a
     settled, unbound sleeper may be evicted.
     """
-    return [s for p in providers for s in _SLEEPERS.of(p, _sleepers_of)]
-
-
-def _sleepers_of(p: Provider) -> tuple[Sleeper, ...]:
     if p.deleting:
         return ()
     return tuple(
@@ -70,11 +66,6 @@ def _sleepers_of(p: Provider) -> tuple[Sleeper, ...]:
         for i in p.instances
         if i.state in _HOST_HOLDERS or (i.state is AWAKE and not p.bound)
     )
-
-
-_SLEEPERS: PerObject[Provider, tuple[Sleeper, ...]] = PerObject()
-"""Each provider's sleepers, once per provider object (a pass counts them for every
-placement, wake and sleep, and most providers are the same objects as on the last pass)."""
 
 
 # --- What a sleeper is worth -------------------------------------------------------------------
@@ -394,12 +385,14 @@ def ledger(snapshot: NodeSnapshot, policy: Policy) -> Ledger:
 
 
 def _holdings_of(p: Provider) -> tuple[tuple[Sleeper, ...], tuple[Instance, ...]]:
-    """A provider's sleepers (:func:`sleepers_on`) and its instances on their GPUs."""
-    return _SLEEPERS.of(p, _sleepers_of), tuple(i for i in p.instances if i.state.on_gpus)
+    """A provider's sleepers (:func:`_sleepers_of`) and its instances on their GPUs."""
+    return _sleepers_of(p), tuple(i for i in p.instances if i.state.on_gpus)
 
 
 _HOLDINGS: PerObject[Provider, tuple[tuple[Sleeper, ...], tuple[Instance, ...]]] = PerObject()
-"""Each provider's sleepers and instances on their GPUs, once per provider object."""
+"""Each provider's sleepers and instances on their GPUs, once per provider object (a pass
+counts them for every placement, wake and sleep, and most providers are the same objects as on
+the last pass)."""
 
 
 def _memory_of(node: Node) -> dict[str, int]:
