@@ -26,7 +26,9 @@ while its weights move.
 
 Preconditions: an executor applies a plan against the snapshot it was made from, so Pod writes
 carry that snapshot's UID and resourceVersion, and a write to an object that changed since is a
-conflict, not a blind overwrite.
+conflict, not a blind overwrite. One exception: :class:`UpdateRequesterMeta` does not depend on
+the requester's status, so a change of the status alone (the kubelet's; with the GPU list the
+operator itself annotates) is no conflict for it.
 """
 
 from dataclasses import dataclass

@@ -5,7 +5,10 @@
 resourceVersion, so a Pod that changed since the snapshot is a 409 ``CONFLICT``, never a blind
 overwrite. Writes of one plan to one object chain: after FMA's own write, the next write of
 that object in the same plan expects the resourceVersion that write returned (and nothing
-else). Deletions carry a UID precondition, and for requesters a resourceVersion one too. The
+else); FMA's metadata on a requester alone (``UpdateRequesterMeta``) goes over a change of
+the Pod's status (and of the ``accelerators`` annotation FMA's GPU fetcher writes) since
+(:meth:`K8sExecutor._patch_pod`'s ``status_blind``). Deletions carry a
+UID precondition, and for requesters a resourceVersion one too. The
 object each write returns goes into the :class:`~fma.adapters.k8s.store.ObjectStore`, so the
 next reconcile sees it before its watch event. A write the API server rejects as invalid
 (400, 422, or another 4xx but 404, 409, 410 and 429) is also told to the user: a Warning Event
@@ -43,15 +46,18 @@ noted ``STARTING`` when the launcher accepted it.
 **Outcomes** follow :mod:`fma.core.outcomes`: the API's and the calls' failures are classified
 by :func:`api_error_kind` and :mod:`fma.adapters.k8s.calls`; deleting something already gone
 is ``OK``; a problem only found here (a template that does not render, GPUs the ``gpu-map``
-does not know) is ``INVALID``. An action that fails stops the plan; an Event never does (its
-failure is logged and reported, not raised).
+does not know) is ``INVALID``. An action that fails stops the plan; an Event never does: it
+is queued and posted in the background by a thread of its own, in order (no plan waits for the
+API server to take an Event, and no write of a plan waits behind one); a failure is logged.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, assert_never
 
@@ -76,6 +82,7 @@ from fma.adapters.k8s.store import Kind, ObjectStore, name_of, resource_version,
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.adapters.k8s.views import server_container
 from fma.api.constants import (
+    ANN_ACCELERATORS,
     ANN_ACTUATED,
     ANN_ACTUATION_PATH,
     ANN_BOUND_AT,
@@ -168,6 +175,9 @@ REASON_CONTAINER_NAME: Final = "ContainerName"
 """A Warning Event: a requester's container is not named inference-server (served anyway)."""
 """A Normal Event: a requester's first ready relay, with its path and latency."""
 EVENT_MESSAGE_CHARS_MAX: Final = 1024
+EVENTS_PENDING_MAX: Final = 1000
+"""Events waiting to be posted beyond which a new one is dropped (and logged), as the
+Kubernetes event recorder drops them past its queue: Events never hold the operator back."""
 MEMORY_ENTRIES_MAX: Final = 4096
 """Bound of each in-memory table (configured proxies, actuations awaiting their relay); the
 oldest entry goes first (forgetting one costs a repeated, harmless PUT or a lost trace line)."""
@@ -232,6 +242,18 @@ def _provider(snapshot: NodeSnapshot | ConfigSnapshot, name: str) -> Provider | 
 
 def _requester(snapshot: NodeSnapshot | ConfigSnapshot, uid: str) -> Requester | None:
     return next((r for r in _requesters(snapshot) if r.uid == uid), None)
+
+
+def _beyond_status(pod: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What a requester Pod says besides its status, write bookkeeping (``resourceVersion``,
+    ``managedFields``) and the ``accelerators`` annotation: its metadata and its spec. FMA's
+    own GPU fetcher writes that annotation right after it re-queued the node with the GPUs it
+    learnt, so a decision has already seen them; and they never change while the Pod lives."""
+    meta = {k: v for k, v in _meta(pod).items() if k not in ("resourceVersion", "managedFields")}
+    annotations = meta.get("annotations")
+    annotations = annotations if isinstance(annotations, Mapping) else {}
+    meta["annotations"] = {k: v for k, v in annotations.items() if k != ANN_ACCELERATORS}
+    return meta, pod.get("spec")
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -394,6 +416,8 @@ class K8sExecutor:
         self.actuations = ActuationBook()
         """The moments of each actuation, logged and traced with its first ready relay."""
         self._event_seq = 0
+        self._events: set[asyncio.Task[None]] = set()
+        self._event_pool: ThreadPoolExecutor | None = None
         self._told = 0
         """Events the executor told itself (so that an invalid outcome is told once)."""
 
@@ -412,16 +436,19 @@ class K8sExecutor:
         return outcomes
 
     async def settled(self) -> None:
-        """Wait until every wake, sleep and stop started so far has ended."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every wake, sleep and stop started so far has ended, and every Event
+        queued so far is posted (or has failed)."""
+        while self._tasks or self._events:
+            await asyncio.gather(*list(self._tasks), *list(self._events), return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel what is in flight and close the HTTP clients."""
-        tasks = list(self._tasks)
+        """Cancel what is in flight, drop the Events not yet posted, close the HTTP clients."""
+        tasks = [*self._tasks, *self._events]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._event_pool is not None:
+            self._event_pool.shutdown(wait=False, cancel_futures=True)
         await self.calls.aclose()
 
     async def _apply_one(self, context: _Context, action: Action) -> Outcome:
@@ -481,12 +508,23 @@ class K8sExecutor:
 
     # --- the Kubernetes API ------------------------------------------------------------------
 
-    async def _api(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One API call in a thread; a classified :class:`CallError` when it fails."""
+    async def _api(
+        self,
+        what: str,
+        call: Callable[..., Any],
+        *args: Any,
+        _pool: ThreadPoolExecutor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One API call in a thread (of ``_pool``, else the loop's default executor); a
+        classified :class:`CallError` when it fails."""
+        work = functools.partial(
+            kube.call_json, call, *args, _request_timeout=self.api_timeout_s, **kwargs
+        )
         try:
-            return await asyncio.to_thread(
-                kube.call_json, call, *args, _request_timeout=self.api_timeout_s, **kwargs
-            )
+            if _pool is None:
+                return await asyncio.to_thread(work)
+            return await asyncio.get_running_loop().run_in_executor(_pool, work)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             kind = api_error_kind(error)
             status = int(error.status or 0) if isinstance(error, ApiException) else 0
@@ -502,33 +540,75 @@ class K8sExecutor:
         return str(_meta(obj).get("namespace") or self.namespace)
 
     async def _patch_pod(
-        self, context: _Context, subject: _Subject, rv: str, metadata: Obj, what: str
+        self,
+        context: _Context,
+        subject: _Subject,
+        rv: str,
+        metadata: Obj,
+        what: str,
+        *,
+        status_blind: bool = False,
     ) -> Obj:
         """One merge patch of the Pod's metadata, expecting its UID and ``rv``; the Pod as
-        written (also in the store). A rejected patch is told on the Pod."""
+        written (also in the store). A rejected patch is told on the Pod.
+
+        ``status_blind``: the write does not depend on the Pod's status, so a conflict caused
+        by nothing but status writes since ``rv`` (the kubelet's, as a container starts) and
+        the GPU fetcher's ``accelerators`` annotation is retried once at the current
+        resourceVersion (:meth:`_status_moved`) instead of costing a pass."""
         pod = subject.obj
         name, uid = name_of(pod), uid_of(pod)
         expected = context.expected(uid, rv)
-        preconditions = {"uid": uid, "resourceVersion": expected}
-        body = {"metadata": {**metadata, **{k: v for k, v in preconditions.items() if v}}}
-        try:
-            returned = await self._api(
-                f"{what} (Pod {name})",
-                self._core.patch_namespaced_pod,
-                name,
-                self._namespace_of(pod),
-                body,
-                field_manager=self.field_manager,
-                _content_type=MERGE_PATCH,
-            )
-        except CallError as failure:
-            if failure.kind is OutcomeKind.INVALID:
-                await self._tell_rejected(subject, what, failure.message)
-            raise
+        attempt = expected
+        while True:
+            preconditions = {"uid": uid, "resourceVersion": attempt}
+            body = {"metadata": {**metadata, **{k: v for k, v in preconditions.items() if v}}}
+            try:
+                returned = await self._api(
+                    f"{what} (Pod {name})",
+                    self._core.patch_namespaced_pod,
+                    name,
+                    self._namespace_of(pod),
+                    body,
+                    field_manager=self.field_manager,
+                    _content_type=MERGE_PATCH,
+                )
+                break
+            except CallError as failure:
+                if failure.kind is OutcomeKind.INVALID:
+                    await self._tell_rejected(subject, what, failure.message)
+                if failure.kind is OutcomeKind.CONFLICT and status_blind and attempt == expected:
+                    moved = await self._status_moved(pod, expected)
+                    if moved is not None:
+                        attempt = moved
+                        continue
+                raise
         written = self._as_dict(returned)
         self.store.put(Kind.POD, written)
         context.wrote(uid, expected, resource_version(written))
         return written
+
+    async def _status_moved(self, pod: Mapping[str, Any], expected: str) -> str | None:
+        """The Pod's current resourceVersion when only its status (and its ``accelerators``
+        annotation: :func:`_beyond_status`) changed since ``expected`` (``pod`` is that
+        version, as the store holds it), else None. A failed read is None: the conflict
+        stands."""
+        if not expected or resource_version(pod) != expected:
+            return None  # the version the decision saw is not at hand to compare
+        try:
+            current = self._as_dict(
+                await self._api(
+                    f"read Pod {name_of(pod)}",
+                    self._core.read_namespaced_pod,
+                    name_of(pod),
+                    self._namespace_of(pod),
+                )
+            )
+        except CallError:
+            return None
+        if _beyond_status(current) != _beyond_status(pod):
+            return None
+        return resource_version(current) or None
 
     async def _create_pod(self, body: Obj, what: str, tell: _Subject) -> Obj:
         """Create a Pod; the Pod as created (also in the store). A rejected one is told on
@@ -584,10 +664,24 @@ class K8sExecutor:
 
     # --- Events --------------------------------------------------------------------------------
 
-    async def _event(
+    def _post_event(self, subject: _Subject, reason: str, message: str, *, warning: bool) -> None:
+        """Queue a core/v1 Event about ``subject``: a thread of its own posts it in the
+        background, in the order queued, so that no plan waits for an Event and no API call of
+        a plan waits behind one. Best-effort: a failure is logged, and the ``k8s_event`` trace
+        record follows a success."""
+        if len(self._events) >= EVENTS_PENDING_MAX:
+            log.warning("Event %s dropped: %d Events wait to be posted", reason, len(self._events))
+            return
+        body = self._event_body(subject.obj, reason, message, warning=warning)
+        work = self._post(body, subject, reason, message, warning=warning)
+        task = asyncio.get_running_loop().create_task(work)
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
+
+    def _event_body(
         self, obj: Mapping[str, Any], reason: str, message: str, *, warning: bool
-    ) -> None:
-        """A core/v1 Event about ``obj``; raises a classified :class:`CallError`."""
+    ) -> Obj:
+        """A core/v1 Event about ``obj``, stamped now."""
         meta = _meta(obj)
         name = str(meta.get("name") or "")
         namespace = self._namespace_of(obj)
@@ -616,22 +710,23 @@ class K8sExecutor:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        await self._api(
-            f"create Event {reason} on {obj.get('kind') or 'Pod'} {name}",
-            self._core.create_namespaced_event,
-            namespace,
-            client.CoreV1Event.from_dict(body),
-            field_manager=self.field_manager,
-        )
+        return body
 
-    async def _tell(
-        self, subject: _Subject, reason: str, message: str, *, warning: bool = True
+    async def _post(
+        self, body: Obj, subject: _Subject, reason: str, message: str, *, warning: bool
     ) -> None:
-        """An Event the executor itself decided, a Warning unless said otherwise (best-effort:
-        logged when it fails)."""
-        self._told += 1
+        if self._event_pool is None:
+            self._event_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fma-events")
+        involved = body["involvedObject"]
         try:
-            await self._event(subject.obj, reason, message, warning=warning)
+            await self._api(
+                f"create Event {reason} on {involved['kind']} {involved['name']}",
+                self._core.create_namespaced_event,
+                involved["namespace"],
+                client.CoreV1Event.from_dict(body),
+                field_manager=self.field_manager,
+                _pool=self._event_pool,
+            )
         except CallError as failure:
             log.warning("Event %s not created: %s", reason, failure.message)
             return
@@ -643,6 +738,14 @@ class K8sExecutor:
             message=message,
             warning=warning,
         )
+
+    async def _tell(
+        self, subject: _Subject, reason: str, message: str, *, warning: bool = True
+    ) -> None:
+        """An Event the executor itself decided, a Warning unless said otherwise (queued:
+        :meth:`_post_event`)."""
+        self._told += 1
+        self._post_event(subject, reason, message, warning=warning)
 
     async def warn(
         self, kind: SubjectKind, obj: Mapping[str, Any], reason: str, message: str
@@ -677,25 +780,16 @@ class K8sExecutor:
         await self._tell(subject, REASON_REJECTED, f"the API server rejected {what}: {message}")
 
     async def _emit_event(self, context: _Context, action: EmitEvent) -> Result:
+        """Done once queued (:meth:`_post_event`): the Event is best-effort, and the plan goes
+        on without waiting for the API server."""
         obj = self._subject(context, action.subject, action.key)
         if obj is None:
             log.info(
                 "Event %s not created: %s %s is gone", action.reason, action.subject, action.key
             )
             return OutcomeKind.NOT_FOUND, f"{action.subject.value} {action.key} is gone"
-        try:
-            await self._event(obj, action.reason, action.message, warning=action.warning)
-        except CallError as failure:
-            log.warning("Event %s not created: %s", action.reason, failure.message)
-            return failure.kind, failure.message
-        self.trace.record(
-            "k8s_event",
-            subject=action.subject.value,
-            key=action.key,
-            reason=action.reason,
-            message=action.message,
-            warning=action.warning,
-        )
+        subject = _Subject(action.subject, action.key, obj)
+        self._post_event(subject, action.reason, action.message, warning=action.warning)
         return _OK
 
     def _subject(
@@ -1489,7 +1583,12 @@ class K8sExecutor:
         if metadata:
             subject = _Subject(SubjectKind.REQUESTER, action.requester_uid, pod)
             await self._patch_pod(
-                context, subject, self._rv(requester, pod), metadata, "FMA's metadata"
+                context,
+                subject,
+                self._rv(requester, pod),
+                metadata,
+                "FMA's metadata",
+                status_blind=True,
             )
         had = (
             requester.finalizer

@@ -11,6 +11,7 @@ import copy
 import itertools
 import json
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from fma.adapters.k8s.observed import Relays, container_run
 from fma.adapters.k8s.store import Kind, ObjectStore
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import (
+    ANN_ACCELERATORS,
     ANN_ACTUATED,
     ANN_ACTUATION_PATH,
     ANN_BOUND_AT,
@@ -185,6 +187,13 @@ class FakeApi:
         self._bump(patched)
         self.pods[name] = patched
         return client.V1Pod.from_dict(patched)
+
+    def read_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        self._enter("read_namespaced_pod", name, namespace, **kwargs)
+        pod = self.pods.get(name)
+        if pod is None:
+            raise api_error(404, f'pods "{name}" not found')
+        return client.V1Pod.from_dict(copy.deepcopy(pod))
 
     def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> Any:
         self._enter("delete_namespaced_pod", name, namespace, **kwargs)
@@ -552,11 +561,45 @@ def test_events_never_stop_a_plan(world: World) -> None:
         SetActuationPath(LAUNCHER, ActuationPath.HOT),
     )
     assert kinds(outcomes) == [
-        OutcomeKind.TRANSIENT,
+        OutcomeKind.OK,  # queued; the API server's 503 is logged, not traced
         OutcomeKind.OK,
         OutcomeKind.NOT_FOUND,
         OutcomeKind.OK,
     ]
+    assert world.api.events == [] and world.trace("k8s_event") == []
+    assert world.trace("bind") != []
+
+
+def test_a_plan_does_not_wait_for_its_events(world: World) -> None:
+    """The Event's POST is still under way (held here until the bind's patch arrives) while
+    the actions after it run; it is posted all the same, and traced after its success."""
+    world.add_pod(requester_pod())
+    world.add_pod(launcher_pod())
+    patched = threading.Event()
+    post_event, patch_pod = world.api.create_namespaced_event, world.api.patch_namespaced_pod
+
+    def held_event(*args: Any, **kwargs: Any) -> Any:
+        if not patched.wait(timeout=5):
+            raise AssertionError("the plan waited for its Event")
+        return post_event(*args, **kwargs)
+
+    def signalled_patch(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return patch_pod(*args, **kwargs)
+        finally:
+            patched.set()
+
+    world.api.create_namespaced_event = held_event  # type: ignore[method-assign]
+    world.api.patch_namespaced_pod = signalled_patch  # type: ignore[method-assign]
+    snap = snapshot(requesters=(requester(),), providers=(launcher(),))
+    outcomes = world.apply(
+        snap,
+        EmitEvent(SubjectKind.REQUESTER, REQ_UID, "Bound", "bound"),
+        Bind(LAUNCHER, REQ_UID, "i-1", ActuationPath.WARM),
+    )
+    assert kinds(outcomes) == [OutcomeKind.OK, OutcomeKind.OK]
+    assert [e["reason"] for e in world.api.events] == ["Bound"]
+    assert [r["kind"] for r in world.trace("bind", "k8s_event")] == ["bind", "k8s_event"]
 
 
 def test_writes_of_one_pod_in_one_plan_chain_on_fmas_own_writes(world: World) -> None:
@@ -1365,6 +1408,64 @@ def test_update_requester_meta_writes_finalizer_and_labels(world: World) -> None
         }
     }
     assert world.trace("finalizer")[0]["present"] is True
+
+
+def kubelet_wrote_status(world: World) -> None:
+    """The kubelet's write since the snapshot: the requester's status alone, a new version."""
+    pod = world.pod(REQ_NAME)
+    pod["status"] = {**pod.get("status", {}), "conditions": [{"type": "Ready", "status": "False"}]}
+    world.api._bump(pod)
+
+
+def test_update_requester_meta_goes_over_a_status_only_change(world: World) -> None:
+    """FMA's metadata does not depend on the status: a conflict caused only by the kubelet's
+    status write is retried at once at the current version, not left to a new pass."""
+    world.add_pod(requester_pod())
+    kubelet_wrote_status(world)
+    outcomes = world.apply(
+        snapshot(requesters=(requester(),)), UpdateRequesterMeta(REQ_UID, True, LAUNCHER, "i-1")
+    )
+    assert kinds(outcomes) == [OutcomeKind.OK]
+    expected = [
+        c.args[2]["metadata"]["resourceVersion"] for c in world.api.calls_of("patch_namespaced_pod")
+    ]
+    assert expected[0] == "10" and expected[1] != "10" and len(expected) == 2
+    assert world.pod(REQ_NAME)["metadata"]["finalizers"] == [FINALIZER_REQUESTER]
+
+
+def test_update_requester_meta_goes_over_the_gpu_fetchers_annotation(world: World) -> None:
+    """The operator's GPU fetcher re-queues the node with the GPUs it learnt, then annotates
+    the requester with them: a decision made meanwhile already knew them."""
+    world.add_pod(requester_pod())
+    kubelet_wrote_status(world)
+    world.pod(REQ_NAME)["metadata"].setdefault("annotations", {})[ANN_ACCELERATORS] = "GPU-0"
+    outcomes = world.apply(
+        snapshot(requesters=(requester(),)), UpdateRequesterMeta(REQ_UID, True, LAUNCHER, "i-1")
+    )
+    assert kinds(outcomes) == [OutcomeKind.OK]
+    assert world.pod(REQ_NAME)["metadata"]["annotations"][ANN_ACCELERATORS] == "GPU-0"
+
+
+def test_update_requester_meta_conflicts_when_more_than_the_status_changed(world: World) -> None:
+    world.add_pod(requester_pod())
+    kubelet_wrote_status(world)
+    world.pod(REQ_NAME)["metadata"]["labels"]["team"] = "other"  # someone else's edit too
+    outcomes = world.apply(
+        snapshot(requesters=(requester(),)), UpdateRequesterMeta(REQ_UID, True, LAUNCHER, "i-1")
+    )
+    assert kinds(outcomes) == [OutcomeKind.CONFLICT]
+    assert len(world.api.calls_of("patch_namespaced_pod")) == 1
+    assert "finalizers" not in world.pod(REQ_NAME)["metadata"]
+
+
+def test_other_pod_writes_conflict_on_a_status_only_change(world: World) -> None:
+    """Only FMA's requester metadata goes over a status change: the status annotation (and
+    every provider write) is decided on what the Pod showed, status included."""
+    world.add_pod(requester_pod())
+    kubelet_wrote_status(world)
+    outcomes = world.apply(snapshot(requesters=(requester(),)), SetRequesterStatus(REQ_UID, ("x",)))
+    assert kinds(outcomes) == [OutcomeKind.CONFLICT]
+    assert world.api.calls_of("read_namespaced_pod") == []
 
 
 def test_update_requester_meta_removes_what_is_none(world: World) -> None:
