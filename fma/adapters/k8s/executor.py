@@ -41,7 +41,9 @@ it (the gather drops it then).
 
 **Notes.** A created direct provider's engine is noted ``STARTING`` for container run ``""``:
 valid until its container first runs, when the prober takes over. A launcher's instance is
-noted ``STARTING`` when the launcher accepted it.
+noted ``STARTING`` when the launcher accepted it, and the launcher's answer goes into its
+report (:meth:`~fma.adapters.k8s.observed.ReportBook.add_instance`), so the next reconcile sees
+the instance before the launcher's watch stream shows it.
 
 **Outcomes** follow :mod:`fma.core.outcomes`: the API's and the calls' failures are classified
 by :func:`api_error_kind` and :mod:`fma.adapters.k8s.calls`; deleting something already gone
@@ -1223,13 +1225,15 @@ class K8sExecutor:
         except ValidationError as problem:
             return OutcomeKind.INVALID, " ".join(str(problem).split())
         started_s = self.clock()
-        await self.calls.create_instance(
+        created = await self.calls.create_instance(
             provider.ip,
             provider.port or LAUNCHER_PORT,
             action.instance_id,
             config,
             self._requester_name(context, provider),
         )
+        if self.reports is not None:
+            self.reports.add_instance(provider.name, created)
         self.actuations.instance_created(provider.name, action.instance_id, started_s)
         self.engines.set_phase(
             provider.name, action.instance_id, InstanceState.STARTING, self.clock()

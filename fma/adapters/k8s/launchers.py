@@ -384,10 +384,21 @@ class LauncherWatches:
             old = None
         if isinstance(item, Resync):
             instances = {state.instance_id: state for state in item.instances}
+            self._reports.seen(name, instances)
+            # An instance the operator created after the picture was taken (the launcher's
+            # answer, ReportBook.add_instance) is not gone: the stream will show it next. A
+            # picture older than the report is of a restarted launcher: nothing is kept.
+            kept = old.instances if old is not None and item.revision >= old.revision else {}
+            for instance_id, revision in list(self._reports.unseen(name).items()):
+                if instance_id in kept and revision > item.revision:
+                    instances[instance_id] = kept[instance_id]
+                else:
+                    self._reports.seen(name, (instance_id,))  # the picture says it is gone
             revision = item.revision
         else:
             instances = dict(old.instances) if old is not None else {}
             state = item.object
+            self._reports.seen(name, (state.instance_id,))
             if item.type is EventType.DELETED:
                 instances.pop(state.instance_id, None)
             else:

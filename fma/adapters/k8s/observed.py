@@ -8,7 +8,7 @@ belongs to the Pod UID it came from, a relay to the requester container run it w
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fma.launcher.api import InstanceState as ReportedInstance
@@ -32,6 +32,9 @@ class ReportBook:
 
     def __init__(self) -> None:
         self._reports: dict[str, LauncherReport] = {}
+        self._unseen: dict[str, dict[str, int]] = {}
+        """Provider -> instance ID -> revision, of each instance :meth:`add_instance` put in
+        that the launcher's stream has not shown yet."""
 
     def report(self, provider: str) -> LauncherReport | None:
         return self._reports.get(provider)
@@ -39,11 +42,34 @@ class ReportBook:
     def set(self, provider: str, report: LauncherReport) -> None:
         self._reports[provider] = report
 
+    def seen(self, provider: str, instance_ids: Iterable[str]) -> None:
+        """The launcher's stream showed these instances."""
+        unseen = self._unseen.get(provider)
+        if unseen:
+            for instance_id in instance_ids:
+                unseen.pop(instance_id, None)
+
     def forget(self, provider: str) -> None:
         self._reports.pop(provider, None)
+        self._unseen.pop(provider, None)
+
+    def unseen(self, provider: str) -> Mapping[str, int]:
+        """Instance ID -> revision of the instances created here that the stream has not shown
+        yet (a re-list taken before their creation keeps them)."""
+        return self._unseen.get(provider, {})
+
+    def add_instance(self, provider: str, state: ReportedInstance) -> None:
+        """An instance the launcher said it created (its answer to the create), before its
+        watch stream says so too: the next reconcile sees it, and does not create it again."""
+        report = self._reports.get(provider)
+        if report is not None and state.instance_id not in report.instances:
+            instances = {**report.instances, state.instance_id: state}
+            self._reports[provider] = dataclasses.replace(report, instances=instances)
+            self._unseen.setdefault(provider, {})[state.instance_id] = state.revision
 
     def drop_instance(self, provider: str, instance_id: str) -> None:
         """An instance the launcher said it deleted, before its watch stream says so too."""
+        self.seen(provider, (instance_id,))
         report = self._reports.get(provider)
         if report is not None and instance_id in report.instances:
             instances = {k: v for k, v in report.instances.items() if k != instance_id}

@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from fma.adapters.k8s.calls import Calls
 from fma.adapters.k8s.engines import EngineBook
 from fma.adapters.k8s.executor import K8sExecutor, api_error_kind
-from fma.adapters.k8s.observed import Relays, container_run
+from fma.adapters.k8s.observed import LauncherReport, Relays, ReportBook, container_run
 from fma.adapters.k8s.store import Kind, ObjectStore
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import (
@@ -87,6 +87,7 @@ from fma.core.model import (
     ServerSpec,
 )
 from fma.core.outcomes import Outcome, OutcomeKind
+from fma.launcher.api import InstanceStatus
 
 Obj = dict[str, Any]
 NS = "team-a"
@@ -908,6 +909,23 @@ def test_create_instance_puts_the_vllm_config_and_notes_it_starting(world: World
     note = world.engines.note(LAUNCHER, "i-1")
     assert note is not None and note.phase is InstanceState.STARTING
     assert [r["kind"] for r in world.trace()] == ["instance_starting"]
+
+
+def test_a_created_instance_is_in_the_launchers_report_at_once(world: World) -> None:
+    """The next reconcile sees the instance the launcher accepted, before its watch stream
+    shows it, and so does not create it again."""
+    world.executor.reports = ReportBook()
+    world.executor.reports.set(LAUNCHER, LauncherReport(LAUNCHER_UID, 0, 7, {}))
+    world.network.answers[("PUT", "/v2/vllm/instances/i-1")] = httpx.Response(
+        201, json=instance_json("i-1")
+    )
+    action = CreateInstance(LAUNCHER, "i-1", SPEC, GPUS, isc_name="isc-a")
+    assert kinds(world.apply(snapshot(providers=(launcher(bound=True),)), action)) == [
+        OutcomeKind.OK
+    ]
+    report = world.executor.reports.report(LAUNCHER)
+    assert report is not None and set(report.instances) == {"i-1"}
+    assert report.instances["i-1"].status is InstanceStatus.RUNNING
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from fma.adapters.k8s.engines import EngineBook
-from fma.adapters.k8s.launchers import LauncherWatches, instance_port
+from fma.adapters.k8s.launchers import LauncherWatches, _Target, _Watch, instance_port
 from fma.adapters.k8s.observed import ReportBook
 from fma.adapters.k8s.trace import OperatorTrace
 from fma.api.constants import CONTAINER_INFERENCE_SERVER, LABEL_LAUNCHER_CONFIG_NAME
@@ -26,7 +26,7 @@ from fma.core.model import InstanceState
 from fma.launcher.api import InstanceState as ReportedInstance
 from fma.launcher.api import InstanceStatus, VllmConfig
 from fma.launcher.app import create_app
-from fma.launcher.client import LauncherClient, WatchItem
+from fma.launcher.client import LauncherClient, Resync, WatchItem
 from fma.launcher.gpus import GpuTranslator
 from fma.launcher.service import LauncherService, ServiceSettings
 from tests.unit.launcher.launcher_fakes import FakeSpawner
@@ -220,6 +220,33 @@ def test_a_relist_replaces_the_report(tmp_path: Path) -> None:
         assert gone == [("instance_deleted", i) for i in ("a", "b", "c")]
 
     run(scenario)
+
+
+def test_a_resync_keeps_an_instance_created_after_its_picture(tmp_path: Path) -> None:
+    """The operator puts the instance it created into the report at once (the launcher's
+    answer); a re-list whose picture predates it does not make it vanish, a later one does."""
+    world = World(tmp_path, port=1)
+    watch = _Watch(_Target("uid-1", "10.0.0.1", 0))
+    world.watches._watches[NAME] = watch
+
+    def state(instance_id: str, revision: int) -> ReportedInstance:
+        return ReportedInstance(
+            instance_id=instance_id, status=InstanceStatus.RUNNING, revision=revision, options=[]
+        )
+
+    world.watches._apply(NAME, watch, Resync(3, (state("a", 3),)))
+    world.reports.add_instance(NAME, state("b", 5))
+    assert world.reports.unseen(NAME) == {"b": 5}
+    assert set(world.instances()) == {"a", "b"}
+    world.watches._apply(NAME, watch, Resync(4, (state("a", 3),)))  # taken before b
+    assert set(world.instances()) == {"a", "b"}
+    assert world.kinds() == []
+    world.watches._apply(NAME, watch, Resync(6, (state("a", 3),)))  # taken after b: gone
+    assert set(world.instances()) == {"a"}
+    assert world.kinds() == [("instance_deleted", "b", "vanished")]
+    world.reports.add_instance(NAME, state("c", 8))
+    world.watches._apply(NAME, watch, Resync(9, (state("a", 3), state("c", 8))))  # seen
+    assert world.reports.unseen(NAME) == {}
 
 
 def test_a_restarted_launcher_loses_its_report_and_notes(tmp_path: Path) -> None:
