@@ -189,15 +189,8 @@ class Tally:
         cls, node: Node, sleepers: Sequence[Sleeper], awake: Sequence[Instance], policy: Policy
     ) -> "Tally":
         tally = cls(node, policy)
-        # :meth:`add_awake` for each, inlined too (no sleeper is counted yet).
-        awake_ids, claims, memory = tally._awake, tally._claims, tally._memory
         for inst in awake:
-            key = id(inst)
-            if key in awake_ids:
-                continue
-            awake_ids[key] = inst
-            for uuid in inst.gpu_uuids:
-                claims[uuid] = claims.get(uuid, 0) + gpu_claim_bytes(inst, memory.get(uuid, 0))
+            tally.add_awake(inst)
         # :meth:`add_sleeper` for each, inlined: a node's sleepers are counted on every
         # placement, wake and sleep.
         sleeping, held, residues, awake_ids = (

@@ -559,36 +559,42 @@ class K8sExecutor:
         the GPU fetcher's ``accelerators`` annotation is retried once at the current
         resourceVersion (:meth:`_status_moved`) instead of costing a pass."""
         pod = subject.obj
-        name, uid = name_of(pod), uid_of(pod)
+        uid = uid_of(pod)
         expected = context.expected(uid, rv)
-        attempt = expected
-        while True:
-            preconditions = {"uid": uid, "resourceVersion": attempt}
-            body = {"metadata": {**metadata, **{k: v for k, v in preconditions.items() if v}}}
-            try:
-                returned = await self._api(
-                    f"{what} (Pod {name})",
-                    self._core.patch_namespaced_pod,
-                    name,
-                    self._namespace_of(pod),
-                    body,
-                    field_manager=self.field_manager,
-                    _content_type=MERGE_PATCH,
-                )
-                break
-            except CallError as failure:
-                if failure.kind is OutcomeKind.INVALID:
-                    await self._tell_rejected(subject, what, failure.message)
-                if failure.kind is OutcomeKind.CONFLICT and status_blind and attempt == expected:
-                    moved = await self._status_moved(pod, expected)
-                    if moved is not None:
-                        attempt = moved
-                        continue
+        try:
+            returned = await self._merge_patch(subject, metadata, what, expected)
+        except CallError as failure:
+            conflict = failure.kind is OutcomeKind.CONFLICT
+            moved = await self._status_moved(pod, expected) if conflict and status_blind else None
+            if moved is None:
                 raise
+            returned = await self._merge_patch(subject, metadata, what, moved)
         written = self._as_dict(returned)
         self.store.put(Kind.POD, written)
         context.wrote(uid, expected, resource_version(written))
         return written
+
+    async def _merge_patch(self, subject: _Subject, metadata: Obj, what: str, rv: str) -> Any:
+        """The merge patch itself, with the Pod's UID and ``rv`` as preconditions; a rejected
+        one is told on the Pod."""
+        pod = subject.obj
+        name = name_of(pod)
+        preconditions = {"uid": uid_of(pod), "resourceVersion": rv}
+        body = {"metadata": {**metadata, **{k: v for k, v in preconditions.items() if v}}}
+        try:
+            return await self._api(
+                f"{what} (Pod {name})",
+                self._core.patch_namespaced_pod,
+                name,
+                self._namespace_of(pod),
+                body,
+                field_manager=self.field_manager,
+                _content_type=MERGE_PATCH,
+            )
+        except CallError as failure:
+            if failure.kind is OutcomeKind.INVALID:
+                await self._tell_rejected(subject, what, failure.message)
+            raise
 
     async def _status_moved(self, pod: Mapping[str, Any], expected: str) -> str | None:
         """The Pod's current resourceVersion when only its status (and its ``accelerators``
