@@ -653,6 +653,16 @@ def hold_gpus(world: World, node: str, count: int, name: str = "holder") -> list
     return world.wait(holding, f"{name} to hold {count} GPUs of {node}")
 
 
+def wait_runner_gpus_free(world: World, node: str, count: int) -> None:
+    """Wait until the pod runner holds none of ``node``'s ``count`` GPUs. The API cannot say:
+    a Pod whose finalizers were taken off leaves it before its processes have stopped and
+    freed their GPUs. A Pod of all ``count`` runs only once they are all free; deleted, it frees
+    them before the API lets it go."""
+    hold_gpus(world, node, count, name="gpu-check")
+    world.scale("gpu-check", 0)
+    world.gone("gpu-check")
+
+
 LOST_NODE_TIMEOUT = 120.0
 """How long the Pods of a deleted Node may take to move: Kubernetes' Pod GC deletes the Pods
 of a Node that is gone only after a 40 s quarantine, and looks every 20 s."""

@@ -20,6 +20,7 @@ from fma.api.constants import (
     LABEL_DUAL,
     LABEL_SLEEPING,
 )
+from tests.integration.conftest import GPUS_PER_NODE
 from tests.integration.operator.harness import (
     Obj,
     World,
@@ -32,6 +33,7 @@ from tests.integration.operator.harness import (
     pair_moved_off_its_node,
     pod_node,
     stub_server_patch,
+    wait_runner_gpus_free,
 )
 
 pytestmark = pytest.mark.integration
@@ -175,6 +177,7 @@ def test_6_provider_deletion_deletes_the_requester_and_a_new_pair_appears(world:
 
 
 def test_7_sleeper_limit_evicts_the_least_recently_used_sleeper(world: World) -> None:
+    wait_runner_gpus_free(world, "gpu-node-0", GPUS_PER_NODE)  # each requester gets GPU 0
     start(world)
     names, gpus = {}, set()
     for n in (2, 3, 4):
